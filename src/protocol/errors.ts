@@ -1,0 +1,39 @@
+/**
+ * Stable error codes for every protocol failure. The code crosses process
+ * boundaries (CLI, daemon, broker, web app), so callers and tests match on it,
+ * never on the message text.
+ */
+export type ProtocolErrorCode =
+  | 'invalid_encoding'
+  | 'invalid_key'
+  | 'invalid_object'
+  | 'unknown_version'
+  | 'unknown_kind'
+  | 'wrong_org'
+  | 'bad_signature'
+  | 'untrusted_signer'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'revoked'
+  | 'policy_mismatch'
+  | 'policy_rollback'
+  | 'secret_rollback'
+  | 'binding_mismatch'
+  | 'decrypt_failed'
+  | 'not_canonical';
+
+/** The one error type that protocol verification and decoding throw. */
+export class ProtocolError extends Error {
+  readonly code: ProtocolErrorCode;
+
+  constructor(code: ProtocolErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+/** Reports whether `error` is a ProtocolError, optionally with the given code. */
+export function isProtocolError(error: unknown, code?: ProtocolErrorCode): error is ProtocolError {
+  return error instanceof ProtocolError && (code === undefined || error.code === code);
+}
