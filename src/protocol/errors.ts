@@ -20,7 +20,14 @@ export type ProtocolErrorCode =
   | 'secret_rollback'
   | 'binding_mismatch'
   | 'decrypt_failed'
-  | 'not_canonical';
+  | 'not_canonical'
+  | 'invalid_path'
+  | 'not_approver'
+  | 'not_allowed'
+  | 'lease_exceeded'
+  | 'approval_denied'
+  | 'secret_deleted'
+  | 'not_implemented';
 
 /** The one error type that protocol verification and decoding throw. */
 export class ProtocolError extends Error {
