@@ -4,7 +4,7 @@ import { ProtocolError } from './errors.js';
 import { openGrant, openRelease, sealRelease, type ReleaseBinding } from './hpke.js';
 import { SealingPublicKey, SigningPublicKey, type SealingPrivateKey, type SigningPrivateKey } from './keys.js';
 import { checkSecretPath } from './paths.js';
-import { checkPolicyAllows, isPolicyApprover, MAX_LEASE_SECONDS } from './policy.js';
+import { checkPolicyAllows, isPolicyApprover, MAX_LEASE_SECONDS, policyHash } from './policy.js';
 import { MAX_REQUEST_PATHS, requestHash } from './request.js';
 import { expectArray, expectAuditHeadRef, expectBase64Url, expectFingerprint, expectId, expectInteger, expectMembers, expectOneOf } from './shape.js';
 import { signObject, type Signed } from './signed.js';
@@ -12,6 +12,14 @@ import { checkNotExpired, checkTrust, CLOCK_SKEW_SECONDS, markVerified, verifyEn
 import type { ApprovalBody, AuditHeadRef, DeviceCertBody, PolicyBody, Release, RequestBody, SecretBody } from './types.js';
 
 const MAX_SHARES = 255;
+
+/**
+ * The hash of the policy each approval was verified against, keyed by the
+ * object verifyApproval returned. openApproval requires every secret version
+ * to pin that same policy, so an approval checked against a laxer policy (a
+ * longer maximum lease, other consumers) cannot open secrets of a stricter one.
+ */
+const approvalPolicies = new WeakMap<object, string>();
 
 function parseRelease(value: unknown, name: string): Release {
   const release = expectMembers(value, name, ['path', 'secretVersion', 'scheme', 'enc', 'ct'], ['threshold', 'share']);
@@ -176,7 +184,9 @@ export async function verifyApproval(value: unknown, context: ApprovalContext): 
   }
 
   if (body.decision === 'approve') checkReleases(body, request.body, policy.body);
-  return markVerified(signed);
+  const verified = markVerified(signed);
+  approvalPolicies.set(verified, policyHash(policy));
+  return verified;
 }
 
 function checkReleases(body: ApprovalBody, request: RequestBody, policy: PolicyBody): void {
@@ -198,10 +208,12 @@ function checkReleases(body: ApprovalBody, request: RequestBody, policy: PolicyB
 
 /**
  * Opens a verified approval (daemon side) with the request's ephemeral
- * private key and returns the DEK for each path. `secrets` maps each
- * requested path to its verified secret version, whose version must be the
- * one the release names. Throws 'approval_denied' for a denial. On any
- * failure, keys opened so far are wiped.
+ * private key and returns the DEK for each path. `approval` must be the
+ * object verifyApproval returned. `secrets` maps each requested path to its
+ * verified secret version, whose version must be the one the release names
+ * and which must pin the policy the approval was verified against
+ * ('policy_mismatch' otherwise). Throws 'approval_denied' for a denial. On
+ * any failure, keys opened so far are wiped.
  */
 export async function openApproval(
   approval: Verified<ApprovalBody>,
@@ -210,6 +222,10 @@ export async function openApproval(
   secrets: ReadonlyMap<string, Verified<SecretBody>>,
 ): Promise<Map<string, DataKey>> {
   const body = approval.body;
+  const approvalPolicyHash = approvalPolicies.get(approval);
+  if (approvalPolicyHash === undefined) {
+    throw new ProtocolError('binding_mismatch', 'approval was not returned by verifyApproval');
+  }
   if (body.request !== request.body.id || body.requestHash !== requestHash(request)) {
     throw new ProtocolError('binding_mismatch', `approval is for request ${body.request}, not ${request.body.id}`);
   }
@@ -225,6 +241,9 @@ export async function openApproval(
       if (secret?.body.path !== release.path) throw new ProtocolError('binding_mismatch', `no secret version given for ${release.path}`);
       if (secret.body.version !== release.secretVersion) {
         throw new ProtocolError('binding_mismatch', `release is for ${release.path} v${release.secretVersion}, secret given is v${secret.body.version}`);
+      }
+      if (secret.body.policy.hash !== approvalPolicyHash) {
+        throw new ProtocolError('policy_mismatch', `secret ${release.path} pins policy ${secret.body.policy.name} v${secret.body.policy.version}, not the policy the approval was verified against`);
       }
       if (release.scheme !== 'whole') throw new ProtocolError('not_implemented', 'combining Shamir shares is not supported yet');
       const binding: ReleaseBinding = {

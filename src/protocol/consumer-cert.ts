@@ -2,7 +2,7 @@ import { PROTOCOL_VERSION } from './contexts.js';
 import { ProtocolError } from './errors.js';
 import type { SigningPrivateKey } from './keys.js';
 import { MAX_NAME_LENGTH } from './org.js';
-import { isRevoked } from './revocation.js';
+import { checkRevocationsOrg, isRevoked } from './revocation.js';
 import { expectFingerprint, expectId, expectInteger, expectMembers, expectPublicKey, expectString } from './shape.js';
 import { signObject, type Signed } from './signed.js';
 import { checkNotExpired, checkStarted, checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
@@ -42,6 +42,7 @@ export async function verifyConsumerCert(
   revocations: readonly Verified<RevocationBody>[] = [],
 ): Promise<Verified<ConsumerCertBody>> {
   checkTrust(trust);
+  checkRevocationsOrg(revocations, trust.org);
   const signed = await verifyEnvelope(value, 'consumer-cert', trust.org, trust.identityKey, parseConsumerCertBody);
   checkStarted('consumer certificate', signed.body.issued, now);
   checkNotExpired('consumer certificate', signed.body.expires, now);

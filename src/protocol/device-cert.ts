@@ -2,7 +2,7 @@ import { PROTOCOL_VERSION } from './contexts.js';
 import { ProtocolError } from './errors.js';
 import type { SigningPrivateKey } from './keys.js';
 import { MAX_NAME_LENGTH } from './org.js';
-import { isRevoked } from './revocation.js';
+import { checkRevocationsOrg, isRevoked } from './revocation.js';
 import { expectFingerprint, expectId, expectInteger, expectMembers, expectOneOf, expectPublicKey, expectString } from './shape.js';
 import { signObject, type Signed } from './signed.js';
 import { checkNotExpired, checkStarted, checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
@@ -48,6 +48,7 @@ export async function verifyDeviceCert(
   revocations: readonly Verified<RevocationBody>[] = [],
 ): Promise<Verified<DeviceCertBody>> {
   checkTrust(trust);
+  checkRevocationsOrg(revocations, trust.org);
   const signed = await verifyEnvelope(value, 'device-cert', trust.org, trust.identityKey, parseDeviceCertBody);
   checkStarted('device certificate', signed.body.issued, now);
   checkNotExpired('device certificate', signed.body.expires, now);

@@ -72,15 +72,18 @@ export function releaseAad(binding: ReleaseBinding, scheme: Scheme, share?: Shar
 }
 
 async function seal(recipient: SealingPublicKey, info: string, aad: Uint8Array, key: DataKey): Promise<{ enc: string; ct: string }> {
-  const recipientPublicKey = await suite.kem.importKey('raw', asBufferSource(recipient.toBytes()).buffer, true);
   const plaintext = key.exportBytes();
   try {
+    const recipientPublicKey = await suite.kem.importKey('raw', asBufferSource(recipient.toBytes()).buffer, true);
     const sealed = await suite.seal(
       { recipientPublicKey, info: asBufferSource(utf8Encode(info)) },
       asBufferSource(plaintext),
       asBufferSource(aad),
     );
     return { enc: toBase64Url(new Uint8Array(sealed.enc)), ct: toBase64Url(new Uint8Array(sealed.ct)) };
+  } catch (cause) {
+    // @hpke/core rejects a small-order recipient key, whose shared secret would be all zeros (RFC 9180 section 7.1.4).
+    throw new ProtocolError('invalid_key', 'HPKE seal failed: the recipient X25519 key is not usable', { cause });
   } finally {
     wipe(plaintext);
   }

@@ -1,3 +1,4 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { HASH_CONTEXT } from './contexts.js';
 import { ProtocolError } from './errors.js';
 import { asBufferSource, assertBytes, concatBytes, constantTimeEqual, fromBase64UrlExact, toBase64Url, toHex, utf8Encode, wipe } from './encoding.js';
@@ -80,7 +81,8 @@ export class SigningPublicKey extends PublicKeyBase {
 
   /**
    * Checks an Ed25519 signature. Returns false for a wrong signature and
-   * throws ProtocolError('invalid_key') when the key bytes are not a point.
+   * throws ProtocolError('invalid_key') when the key bytes are not a point in
+   * the prime-order subgroup.
    */
   async verify(message: Uint8Array, signature: Uint8Array): Promise<boolean> {
     if (signature.length !== SIGNATURE_LENGTH) return false;
@@ -89,12 +91,33 @@ export class SigningPublicKey extends PublicKeyBase {
   }
 
   #importKey(): Promise<CryptoKey> {
+    if (this.#cryptoKey === undefined) checkPrimeOrderPoint(this.toBytes());
     this.#cryptoKey ??= subtle()
       .importKey('raw', asBufferSource(this.toBytes()), { name: 'Ed25519' }, false, ['verify'])
       .catch((cause: unknown) => {
         throw new ProtocolError('invalid_key', 'Ed25519 public key is not a valid curve point', { cause });
       });
     return this.#cryptoKey;
+  }
+}
+
+/**
+ * Rejects an Ed25519 public key that is not a canonical point encoding or
+ * not in the prime-order subgroup. WebCrypto in Node 20 (OpenSSL) verifies
+ * without this check, and under a small-order key a signature with
+ * R = identity and S = 0 verifies for every message, so anyone could sign as
+ * a certified device or consumer host whose certificate names such a key.
+ * Honestly generated keys always pass.
+ */
+function checkPrimeOrderPoint(bytes: Uint8Array): void {
+  let point: ReturnType<typeof ed25519.Point.fromBytes>;
+  try {
+    point = ed25519.Point.fromBytes(bytes);
+  } catch (cause) {
+    throw new ProtocolError('invalid_key', 'Ed25519 public key is not a valid curve point', { cause });
+  }
+  if (point.isSmallOrder() || !point.isTorsionFree()) {
+    throw new ProtocolError('invalid_key', 'Ed25519 public key is not in the prime-order subgroup');
   }
 }
 

@@ -6,7 +6,7 @@ import { MAX_NAME_LENGTH } from './org.js';
 import { checkPathGlob, checkSecretPath, matchPathGlob } from './paths.js';
 import { expectArray, expectFingerprint, expectId, expectInteger, expectMembers, expectString } from './shape.js';
 import { signObject, type Signed } from './signed.js';
-import { checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
+import { checkMinVersion, checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
 import type { PolicyBody, Requester, RequesterRule } from './types.js';
 
 export const MAX_POLICY_ITEMS = 64;
@@ -76,6 +76,7 @@ export function policyHash(policy: Signed<PolicyBody>): string {
  */
 export async function verifyPolicy(value: unknown, trust: OrgTrust, options: { minVersion: number }): Promise<Verified<PolicyBody>> {
   checkTrust(trust);
+  checkMinVersion(options.minVersion);
   const signed = await verifyEnvelope(value, 'policy', trust.org, trust.identityKey, parsePolicyBody);
   if (signed.body.version < options.minVersion) {
     throw new ProtocolError('policy_rollback', `policy ${signed.body.name} version ${signed.body.version} is older than version ${options.minVersion} already seen`);

@@ -1,4 +1,5 @@
 import { PROTOCOL_VERSION } from './contexts.js';
+import { ProtocolError } from './errors.js';
 import type { SigningPrivateKey } from './keys.js';
 import { expectFingerprint, expectId, expectInteger, expectMembers, expectOneOf, expectString } from './shape.js';
 import { signObject, type Signed } from './signed.js';
@@ -38,6 +39,18 @@ export async function createRevocation(
 export async function verifyRevocation(value: unknown, trust: OrgTrust): Promise<Verified<RevocationBody>> {
   checkTrust(trust);
   return markVerified(await verifyEnvelope(value, 'revocation', trust.org, trust.identityKey, parseRevocationBody));
+}
+
+/**
+ * Throws 'wrong_org' when any revocation belongs to another org. Ids are
+ * unique only within an org, so a foreign revocation must not be matched.
+ */
+export function checkRevocationsOrg(revocations: readonly Verified<RevocationBody>[], org: string): void {
+  for (const revocation of revocations) {
+    if (revocation.body.org !== org) {
+      throw new ProtocolError('wrong_org', `revocation belongs to org ${revocation.body.org}, expected ${org}`);
+    }
+  }
 }
 
 /** Reports whether any of the verified revocations names this subject and id. */

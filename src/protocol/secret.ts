@@ -9,7 +9,7 @@ import { checkSecretPath } from './paths.js';
 import { isPolicyApprover, MAX_POLICY_ITEMS, policyCoversPath, policyHash } from './policy.js';
 import { expectArray, expectBase64Url, expectBoolean, expectFingerprint, expectId, expectInteger, expectMembers, expectOneOf, expectString } from './shape.js';
 import { signedMessage, signObject, type Signed } from './signed.js';
-import { checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
+import { checkMinVersion, checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
 import type { DeviceCertBody, Grant, PolicyBody, PolicyRef, SecretBody } from './types.js';
 
 /** Largest plaintext a secret version may hold: 64 KiB. */
@@ -146,6 +146,9 @@ function checkSecretVersionInput(identityKey: SigningPrivateKey, input: Omit<Sec
     throw new ProtocolError('policy_mismatch', `policy ${policy.body.name} does not cover ${input.path}`);
   }
   for (const device of input.devices) {
+    if (device.body.org !== policy.body.org) {
+      throw new ProtocolError('wrong_org', `device certificate belongs to org ${device.body.org}, not to the policy's org`);
+    }
     if (!isPolicyApprover(policy.body, device.body.device)) {
       throw new ProtocolError('not_approver', `device ${device.body.device} is not an approver of policy ${policy.body.name}`);
     }
@@ -169,8 +172,8 @@ function headerFor(identityKey: SigningPrivateKey, input: Omit<SecretVersionInpu
 }
 
 /**
- * Verifies a secret version against a verified policy, in order: header,
- * shape, Org Identity signature; rollback against `minVersion` (the highest
+ * Verifies a secret version against a verified policy of the trusted org,
+ * in order: header, shape, Org Identity signature; rollback against `minVersion` (the highest
  * version seen for this path); the policy reference (name, version and hash
  * must match `policy` exactly); the path is covered by the policy's globs;
  * every grant goes to a policy approver, and the grant scheme fits the quorum.
@@ -182,6 +185,10 @@ export async function verifySecret(
   options: { minVersion: number },
 ): Promise<Verified<SecretBody>> {
   checkTrust(trust);
+  checkMinVersion(options.minVersion);
+  if (policy.body.org !== trust.org) {
+    throw new ProtocolError('wrong_org', `policy belongs to org ${policy.body.org}, expected ${trust.org}`);
+  }
   const signed = await verifyEnvelope(value, 'secret', trust.org, trust.identityKey, parseSecretBody);
   const body = signed.body;
   if (body.version < options.minVersion) {

@@ -70,6 +70,14 @@ export function checkStarted(what: string, start: number, now: number): void {
   }
 }
 
+/**
+ * Checks a caller's rollback floor. NaN or undefined would make every
+ * `version < minVersion` comparison false and switch the rollback check off.
+ */
+export function checkMinVersion(minVersion: number): void {
+  if (!Number.isSafeInteger(minVersion) || minVersion < 0) throw new TypeError('minVersion must be a non-negative integer');
+}
+
 function checkNow(now: number): void {
   if (!Number.isSafeInteger(now) || now < 0) throw new TypeError('now must be integer Unix seconds');
 }
