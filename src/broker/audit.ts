@@ -7,7 +7,7 @@ import { BrokerError } from './errors.js';
 
 export type AuditEventType =
   | 'org-registered' | 'invite-created' | 'enrollment-submitted' | 'enrollment-rejected'
-  | 'certificate-stored' | 'revocation-stored' | 'policy-stored' | 'secret-stored'
+  | 'certificate-stored' | 'revocation-stored' | 'lease-revoked' | 'policy-stored' | 'secret-stored'
   | 'request-created' | 'request-delivered' | 'approval-accepted' | 'approval-rejected'
   | 'request-expired' | 'request-undelivered' | 'result-acknowledged';
 

@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import type { LeaseView } from './leases.js';
 import { SIGNATURE_CONTEXT } from '../protocol/contexts.js';
 import { toBase64Url } from '../protocol/encoding.js';
 import type { SigningPrivateKey } from '../protocol/keys.js';
@@ -167,6 +168,11 @@ export class BrokerClient {
 
   async listRevocations(): Promise<Signed<RevocationBody>[]> {
     return (await this.#call<{ revocations: Signed<RevocationBody>[] }>('GET', this.#orgPath('/revocations'))).revocations;
+  }
+
+  /** Lists leases that have not ended (admin only); revoked ones are marked. */
+  async listLeases(): Promise<LeaseView[]> {
+    return (await this.#call<{ leases: LeaseView[] }>('GET', this.#orgPath('/leases'))).leases;
   }
 
   putPolicy(policy: Signed<PolicyBody>): Promise<{ policy: string; version: number }> {

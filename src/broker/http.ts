@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticateHttp, issueChallenge, issueToken } from './auth.js';
 import type { BrokerContext, Principal, Role } from './context.js';
+import { listLeases } from './leases.js';
 import { BrokerError, forbidden, toBrokerError } from './errors.js';
 import {
   auditEntries, completeEnrollment, createInvite, getOrg, listCertificates, listEnrollments, listRevocations, pollEnrollment,
@@ -111,6 +112,9 @@ const ROUTES: Route[] = [
   route('GET', '/v1/orgs/:org/revocations', 'member', async function revocations({ ctx, params }) {
     return ok(await listRevocations(ctx, params.org ?? ''));
   }),
+  route('GET', '/v1/orgs/:org/leases', ['admin'], async function leases({ ctx, params }) {
+    return ok(await listLeases(ctx, params.org ?? ''));
+  }),
   route('PUT', '/v1/orgs/:org/policies', ['admin'], async function policy(input) {
     return ok(await putPolicy(input.ctx, memberOf(input), input.body));
   }),
@@ -218,10 +222,32 @@ async function dispatch(ctx: BrokerContext, request: IncomingMessage, url: URL):
   return found.candidate.handler({ ctx, params, query: url.searchParams, body, principal, remote: request.socket.remoteAddress ?? 'unknown' });
 }
 
+/**
+ * Answers CORS for allowed origins only: it adds the allow headers when the
+ * Origin header is listed, and returns true after answering a preflight.
+ * Tokens travel in the authorization header, never in cookies, so no
+ * credentials mode is allowed.
+ */
+function handleCors(allowedOrigins: readonly string[], request: IncomingMessage, response: ServerResponse): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined || !allowedOrigins.includes(origin)) return false;
+  response.setHeader('access-control-allow-origin', origin);
+  response.setHeader('vary', 'origin');
+  if (request.method !== 'OPTIONS') return false;
+  response.writeHead(204, {
+    'access-control-allow-methods': 'GET, POST, PUT',
+    'access-control-allow-headers': 'authorization, content-type, accept',
+    'access-control-max-age': '600',
+  });
+  response.end();
+  return true;
+}
+
 /** Handles one HTTP request; every failure becomes a JSON error body and never escapes. */
-export function createRequestListener(ctx: BrokerContext): (request: IncomingMessage, response: ServerResponse) => void {
+export function createRequestListener(ctx: BrokerContext, allowedOrigins: readonly string[] = []): (request: IncomingMessage, response: ServerResponse) => void {
   return function handleHttpRequest(request, response) {
     ctx.metrics.httpRequests++;
+    if (handleCors(allowedOrigins, request, response)) return;
     const url = new URL(request.url ?? '/', 'http://broker.invalid');
     dispatch(ctx, request, url).then((reply) => { send(response, reply); }, (error: unknown) => {
       const failure = toBrokerError(error);

@@ -5,6 +5,7 @@ import { SigningPublicKey } from '../protocol/keys.js';
 import { signObject, type Signed } from '../protocol/signed.js';
 import type { AuditHeadBody, ConsumerCertBody, DeviceCertBody, PolicyBody } from '../protocol/types.js';
 import { appendAudit, type AuditEntry } from './audit.js';
+import { revokeLease } from './leases.js';
 import { nowSeconds, type BrokerContext, type Principal } from './context.js';
 import { BrokerError, conflict } from './errors.js';
 import { requireId, requireInteger, requireOneOf, requireRecord, requireString } from './shape.js';
@@ -228,6 +229,7 @@ export async function putRevocation(ctx: BrokerContext, principal: Principal, in
   const trust = await orgTrust(ctx.db, principal.org);
   const revocation = await verifyRevocationObject(requireRecord(input, 'body').revocation, trust);
   const { subject, id } = revocation.body;
+  if (subject === 'lease') return revokeLease(ctx, principal, revocation);
   await ctx.db.write(async (tx) => {
     await tx.run('INSERT INTO revocations (org, kind, id, object) VALUES (?, ?, ?, ?) ON CONFLICT (org, kind, id) DO NOTHING',
       [principal.org, subject, id, JSON.stringify(revocation)]);

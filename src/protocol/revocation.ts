@@ -15,14 +15,17 @@ export function parseRevocationBody(value: unknown): RevocationBody {
     v: PROTOCOL_VERSION,
     kind: 'revocation',
     org: expectFingerprint(body.org, 'revocation.org'),
-    subject: expectOneOf(body.subject, 'revocation.subject', ['device', 'consumer'] as const),
+    subject: expectOneOf(body.subject, 'revocation.subject', ['device', 'consumer', 'lease'] as const),
     id: expectId(body.id, 'revocation.id'),
     reason: expectString(body.reason, 'revocation.reason', MAX_REVOCATION_REASON_LENGTH, 0),
     revoked: expectInteger(body.revoked, 'revocation.revoked'),
   };
 }
 
-/** Revokes a device or consumer certificate, signed by the Org Identity key. */
+/**
+ * Revokes a device or consumer certificate, or ends a lease early (subject
+ * 'lease', id = the request id), signed by the Org Identity key.
+ */
 export async function createRevocation(
   identityKey: SigningPrivateKey,
   fields: Omit<RevocationBody, 'v' | 'kind' | 'org'>,

@@ -141,9 +141,12 @@ export interface ApprovalBody extends BodyHeader<'approval'> {
   auditHead: AuditHeadRef | null;
 }
 
-/** Withdraws a device or consumer certificate; signed by the Org Identity key. */
+/**
+ * Withdraws a device or consumer certificate, or ends a lease early (subject
+ * 'lease', id = the request id); signed by the Org Identity key.
+ */
 export interface RevocationBody extends BodyHeader<'revocation'> {
-  subject: 'device' | 'consumer';
+  subject: 'device' | 'consumer' | 'lease';
   id: string;
   reason: string;
   revoked: number;
