@@ -9,6 +9,7 @@ export const BROKER_HELP = `usage: stillvault broker [options]
   --delivery-window SECONDS fail a request no approver received after this long (default 30)
   --max-pending N           pending requests per consumer (default 16)
   --rate-per-minute N       requests per consumer per minute (default 60)
+  --allow-origin ORIGIN     answer CORS for this web origin, e.g. the approver web app's (repeatable; default none)
 `;
 
 function positiveNumber(text: string | undefined, name: string): number | undefined {
@@ -16,6 +17,18 @@ function positiveNumber(text: string | undefined, name: string): number | undefi
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** Checks that an --allow-origin value is exactly an origin: scheme, host and optional port, no path. */
+function parseOrigin(text: string): string {
+  let origin: string;
+  try {
+    origin = new URL(text).origin;
+  } catch {
+    origin = 'null';
+  }
+  if (origin === 'null' || origin !== text.replace(/\/$/, '')) throw new Error(`--allow-origin must be an origin such as https://approver.example.com, got ${JSON.stringify(text)}`);
+  return origin;
 }
 
 /** Parses broker options; returns 'help' when --help was given. Throws on invalid values. */
@@ -30,6 +43,7 @@ export function parseBrokerArgs(argv: string[]): BrokerOptions | 'help' {
       'max-pending': { type: 'string' },
       'rate-per-minute': { type: 'string' },
       'sweep-interval-ms': { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
       help: { type: 'boolean' },
     },
   });
@@ -45,6 +59,7 @@ export function parseBrokerArgs(argv: string[]): BrokerOptions | 'help' {
     ...(values.listen === undefined ? {} : { listen: values.listen }),
     ...(values.data === undefined ? {} : { dataDir: values.data }),
     ...(values.database === undefined ? {} : { database: values.database }),
+    ...(values['allow-origin'] === undefined ? {} : { allowOrigins: values['allow-origin'].map(parseOrigin) }),
     limits,
   };
 }

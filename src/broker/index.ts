@@ -20,6 +20,8 @@ export interface BrokerOptions {
   /** postgres://… URL (optional `schema` parameter); SQLite in the data directory when absent. */
   database?: string;
   limits?: Partial<BrokerLimits>;
+  /** Web origins whose pages may call the HTTP API (CORS), e.g. the approver web app; default none. */
+  allowOrigins?: string[];
   logger?: Logger;
 }
 
@@ -53,7 +55,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     db, logger, limits, brokerKey, hub: new Hub(), metrics: new Metrics(), audience: brokerKey.publicKey.fingerprint(),
   };
   const websocket = createWebSocketServer(ctx);
-  const server = createServer(createRequestListener(ctx));
+  const server = createServer(createRequestListener(ctx, options.allowOrigins ?? []));
   server.on('upgrade', websocket.handleUpgrade);
   server.on('clientError', (error, socket) => {
     ctx.metrics.countError('client_error');
