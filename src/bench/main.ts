@@ -4,6 +4,7 @@ type Bench = () => Promise<void>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   broker: async () => (await import('./broker.js')).runBrokerBench,
+  daemon: async () => (await import('./daemon.js')).runDaemonBench,
 };
 
 async function main(): Promise<void> {

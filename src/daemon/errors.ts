@@ -43,10 +43,8 @@ export type DaemonErrorCode =
   | 'request_undelivered'
   /** A result for a request id that was already released or decided arrived again. */
   | 'request_replayed'
-  /** The broker could not be reached, or answered with an error. */
+  /** The broker could not be reached, or returned a response that is not JSON. */
   | 'broker_unavailable'
-  /** The broker rejected the request (no approver, unknown secret, rate limit, ...); the message names the broker's code. */
-  | 'broker_rejected'
   /** The caller closed its connection before the request ended. */
   | 'caller_disconnected'
   /** The daemon is shutting down. */
