@@ -1,20 +1,20 @@
 import type { CliIo, Command } from './command.js';
 import { CliError, USAGE_EXIT_CODE } from './errors.js';
-import { COMMANDS } from './commands/index.js';
+import { loadCommands } from './commands/index.js';
 
 const VERSION = '0.1.0';
 
 /** Runs one CLI invocation and returns the process exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
-    io.stdout.write(helpText(argv.slice(1)));
+    io.stdout.write(helpText(argv.slice(1), await loadCommands()));
     return argv.length === 0 ? USAGE_EXIT_CODE : 0;
   }
   if (argv[0] === '--version' || argv[0] === 'version') {
     io.stdout.write(`stillvault ${VERSION}\n`);
     return 0;
   }
-  const match = findCommand(argv);
+  const match = findCommand(argv, await loadCommands(argv[0]));
   if (!match) {
     reportError(io, new CliError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"`, {
       hint: 'run `stillvault help` to list the commands',
@@ -34,8 +34,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-function findCommand(argv: string[]): Command | undefined {
-  const candidates = COMMANDS.filter((command) => command.name.every((word, i) => argv[i] === word));
+function findCommand(argv: string[], commands: Command[]): Command | undefined {
+  const candidates = commands.filter((command) => command.name.every((word, i) => argv[i] === word));
   return candidates.sort((a, b) => b.name.length - a.name.length)[0];
 }
 
@@ -53,8 +53,8 @@ export function reportError(io: CliIo, error: unknown): number {
   return 1;
 }
 
-function helpText(topic: string[]): string {
-  const commands = topic.length > 0 ? COMMANDS.filter((c) => topic.every((word, i) => c.name[i] === word)) : COMMANDS;
+function helpText(topic: string[], all: Command[]): string {
+  const commands = topic.length > 0 ? all.filter((c) => topic.every((word, i) => c.name[i] === word)) : all;
   const width = Math.max(...commands.map((c) => c.name.join(' ').length));
   const lines = commands.map((c) => `  ${c.name.join(' ').padEnd(width)}  ${c.summary}`);
   return [
