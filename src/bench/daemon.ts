@@ -1,19 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BrokerClient } from '../broker/client.js';
-import {
-  approveRequest, buildSecretVersion, createOrg, issueConsumerCert, issueDeviceCert, newId, SealingPrivateKey, SecretBytes, signPolicy,
-  SigningPrivateKey, toBase64Url, verifyConsumerCert, verifyDeviceCert, verifyOrg, verifyPolicy, verifyRequest, verifySecret,
-} from '../protocol/index.js';
+import { join } from 'node:path';
+import { CLI, DIST, makeBenchOrg, measureLoop, percentile, startProcess, stopProcesses, type LoopStats } from './world.js';
 
 /**
  * Cost of the daemon's lease-hit path. One broker process, one daemon
- * process and a simulated approver are started. This process requests once so a
+ * process and an approver process are started. This process requests once so a
  * lease exists, then measures:
  * - lease-hit POST /v1/secrets from one long-lived client (keep-alive
  *   connection), next to a bare Unix-socket echo round trip to another
@@ -22,28 +17,21 @@ import {
  *   it runs the same node executable as this process) next to `node -e ''`.
  */
 
-const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(DIST, 'cli', 'main.js');
 const SECRET_PATH = 'bench/db/url';
 const HIT_DURATION_MS = 3000;
 const PROCESS_RUNS = 15;
-
-function now(): number {
-  return Math.floor(Date.now() / 1000);
-}
 
 export async function runDaemonBench(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'sv-bench-daemon-'));
   const children: ChildProcess[] = [];
   try {
     const brokerUrl = await startProcess(children, [join(DIST, 'broker', 'main.js'), '--listen', '127.0.0.1:0', '--data', join(scratch, 'broker')], /"event":"start".*?"url":"([^"]+)"/);
-    const { home, stopApprover } = await makeOrg(brokerUrl, scratch);
+    const home = await makeBenchOrg(brokerUrl, scratch, SECRET_PATH, children);
     const socketPath = join(scratch, 'run', 'daemon.sock');
     await startProcess(children, [CLI, 'daemon', '--socket', socketPath], /"event":"start"/, { ...process.env, STILLVAULT_HOME: home });
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     await postSecrets(agent, socketPath, 3600);
-    await stopApprover();
 
     const hits = await measureLoop(HIT_DURATION_MS, () => postSecrets(agent, socketPath));
     agent.destroy();
@@ -66,85 +54,9 @@ export async function runDaemonBench(): Promise<void> {
     process.stdout.write(`${"node -e ''".padEnd(44)} ${bare.p50.toFixed(1).padStart(8)} ${bare.max.toFixed(1).padStart(8)}\n`);
     process.stdout.write(`stillvault get / node -e '' ratio (p50): ${(get.p50 / bare.p50).toFixed(2)}x\n`);
   } finally {
-    for (const child of children) child.kill('SIGTERM');
-    const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
-    await Promise.all(running.map((child) => new Promise((resolve) => child.once('exit', resolve))));
+    await stopProcesses(children);
     rmSync(scratch, { recursive: true, force: true });
   }
-}
-
-/** Starts a node process and resolves with the first capture group of `ready` in its stderr (or '' without one). */
-function startProcess(children: ChildProcess[], args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
-  children.push(child);
-  let stderr = '';
-  return new Promise((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-      const match = ready.exec(stderr);
-      if (match !== null) resolve(match[1] ?? '');
-    });
-    child.once('exit', (code) => { reject(new Error(`${args[0] ?? 'process'} exited with ${String(code)}: ${stderr.slice(-2000)}`)); });
-  });
-}
-
-/** Builds an org with one approver, one consumer and one secret, writes the daemon's state and starts an approving device. */
-async function makeOrg(url: string, scratch: string): Promise<{ home: string; stopApprover: () => Promise<void> }> {
-  const identity = await SigningPrivateKey.generate('org-identity');
-  const orgObject = await createOrg(identity, { name: 'Bench', created: now() });
-  const { trust } = await verifyOrg(orgObject, identity.publicKey.fingerprint());
-  const admin = new BrokerClient(url, trust.org);
-  await admin.registerOrg(orgObject);
-  await admin.authenticate('admin', trust.org, identity);
-
-  const deviceSigning = await SigningPrivateKey.generate('device-signing');
-  const deviceSealing = await SealingPrivateKey.generate('device-sealing');
-  const deviceId = newId();
-  const deviceCert = await issueDeviceCert(identity, {
-    device: deviceId, name: 'bench approver', platform: 'terminal', signingKey: deviceSigning.publicKey.toBase64Url(),
-    sealingKey: deviceSealing.publicKey.toBase64Url(), issued: now() - 10, expires: now() + 86_400,
-  });
-  const hostKey = await SigningPrivateKey.generate('consumer-host');
-  const consumerId = newId();
-  const consumerCert = await issueConsumerCert(identity, { consumer: consumerId, name: 'bench-host', hostKey: hostKey.publicKey.toBase64Url(), issued: now() - 10, expires: now() + 86_400 });
-  await admin.putCertificate(deviceCert);
-  await admin.putCertificate(consumerCert);
-  const policy = await signPolicy(identity, {
-    name: 'bench', version: 1, paths: ['bench/**'], approvers: [deviceId], quorum: 1, maxLeaseSeconds: 3600, consumers: [consumerId], requesters: [{}], issued: now(),
-  });
-  await admin.putPolicy(policy);
-  const verifiedPolicy = await verifyPolicy(policy, trust, { minVersion: 0 });
-  const verifiedDevice = await verifyDeviceCert(deviceCert, trust, now());
-  await admin.putSecret(await buildSecretVersion(identity, {
-    policy: verifiedPolicy, devices: [verifiedDevice], path: SECRET_PATH, version: 1, created: now(), plaintext: SecretBytes.fromString('postgres://bench'),
-  }));
-
-  const home = join(scratch, 'home');
-  mkdirSync(join(home, 'daemon'), { recursive: true, mode: 0o700 });
-  writeFileSync(join(home, 'daemon', 'consumer.json'), JSON.stringify({
-    v: 1, org: trust.org, orgName: 'Bench', identityKey: identity.publicKey.toBase64Url(), broker: url, consumer: consumerId, name: 'bench-host', enrollment: null, certificate: consumerCert,
-  }), { mode: 0o600 });
-  const seed = hostKey.exportSeed();
-  writeFileSync(join(home, 'daemon', 'host-key.json'), JSON.stringify({ v: 1, kind: 'stillvault-host-key', seed: toBase64Url(seed) }), { mode: 0o600 });
-  seed.fill(0);
-
-  const device = new BrokerClient(url, trust.org);
-  await device.authenticate('device', deviceId, deviceSigning);
-  const stream = await device.connect();
-  const loop = (async () => {
-    for await (const event of stream) {
-      if (event.type !== 'request') continue;
-      stream.ack(event.request);
-      const consumer = await verifyConsumerCert(event.bundle.consumerCert, trust, now());
-      const request = await verifyRequest(event.bundle.request, trust, consumer, now());
-      const secrets = await Promise.all(event.bundle.secrets.map((secret) => verifySecret(secret, trust, verifiedPolicy, { minVersion: 0 })));
-      const approval = await approveRequest({
-        deviceKey: deviceSigning, sealingKey: deviceSealing, deviceCert: verifiedDevice, request, secrets, leaseSeconds: request.body.leaseSeconds, created: now(), auditHead: null,
-      });
-      await device.submitApproval(event.request, approval);
-    }
-  })();
-  return { home, stopApprover: async () => { await stream.close(); await loop; } };
 }
 
 function postSecrets(agent: http.Agent, socketPath: string, leaseSeconds?: number): Promise<void> {
@@ -161,26 +73,6 @@ function postSecrets(agent: http.Agent, socketPath: string, leaseSeconds?: numbe
     request.on('error', reject);
     request.end(body);
   });
-}
-
-interface LoopStats {
-  rate: number;
-  p50: number;
-  p99: number;
-}
-
-async function measureLoop(durationMs: number, operation: () => Promise<void>): Promise<LoopStats> {
-  for (let i = 0; i < 200; i++) await operation();
-  const latencies: number[] = [];
-  const started = performance.now();
-  while (performance.now() - started < durationMs) {
-    const begin = performance.now();
-    await operation();
-    latencies.push(performance.now() - begin);
-  }
-  const elapsed = performance.now() - started;
-  latencies.sort((a, b) => a - b);
-  return { rate: latencies.length / (elapsed / 1000), p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
 }
 
 /** Measures round trips of 64 bytes to an echo server in another node process, over one Unix socket connection. */
@@ -220,8 +112,4 @@ function measureProcess(args: string[], runs: number): { p50: number; max: numbe
   }
   times.sort((a, b) => a - b);
   return { p50: percentile(times, 0.5), max: times.at(-1) ?? 0 };
-}
-
-function percentile(sorted: number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
 }

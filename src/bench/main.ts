@@ -1,10 +1,11 @@
-/** Runs the named benchmarks (all when none is named): `node dist/bench/main.js [broker ...]`. */
+/** Runs the named benchmarks (all when none is named): `node dist/bench/main.js [broker|daemon|release ...]`. */
 
 type Bench = () => Promise<void>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   broker: async () => (await import('./broker.js')).runBrokerBench,
   daemon: async () => (await import('./daemon.js')).runDaemonBench,
+  release: async () => (await import('./release.js')).runReleaseBench,
 };
 
 async function main(): Promise<void> {
