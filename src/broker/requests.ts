@@ -103,7 +103,7 @@ export async function createRequest(ctx: BrokerContext, principal: Principal, in
       await tx.run('INSERT INTO deliveries (org, request_id, device, policy, acked) VALUES (?, ?, ?, ?, 0)',
         [principal.org, body.id, device, JSON.stringify(policy)]);
     }
-    await appendAudit(tx, principal.org, { type: 'request-created', actor: `consumer:${principal.id}`, subjects: [body.id], object: request }, now);
+    await appendAudit(tx, principal.org, { type: 'request-created', actor: `consumer:${principal.id}`, subjects: [body.id, `eligible:${eligible.size}`], object: request }, now);
   });
   ctx.metrics.countRequestState('pending');
   ctx.logger.info({ event: 'request-state', org: principal.org, request: body.id, consumer: principal.id, state: 'pending', eligible: eligible.size }, 'request created');

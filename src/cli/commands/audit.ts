@@ -69,6 +69,7 @@ class EventFormatter {
   readonly #consumers = new Map<string, ConsumerCertBody>();
   readonly #requests = new Map<string, RequestBody>();
   readonly #delivered = new Map<string, number>();
+  readonly #eligible = new Map<string, number>();
 
   constructor(trust: OrgTrust, devices: DeviceCertBody[], consumers: ConsumerCertBody[]) {
     this.#trust = trust;
@@ -126,11 +127,22 @@ class EventFormatter {
         if (secret === undefined) return `[unverified] secret stored: ${subject}`;
         return secret.deleted ? `admin deleted ${secret.path} (v${secret.version})` : `admin stored ${secret.path} v${secret.version}, sealed to ${secret.grants.length} approvers`;
       }
-      case 'request-created': return this.#describeRequest(entry);
+      case 'request-created': {
+        const eligible = /^eligible:(\d+)$/.exec(entry.subjects[1] ?? '')?.[1];
+        if (eligible !== undefined) this.#eligible.set(subject, Number(eligible));
+        return this.#describeRequest(entry);
+      }
+      case 'lease-revoked': {
+        const revocation = await this.#signed<RevocationBody>(entry.object, 'revocation', oik);
+        if (revocation === undefined) return `[unverified] lease ${subject} revoked`;
+        return `admin revoked the lease of ${this.#requestLabel(revocation.id)}`;
+      }
       case 'request-delivered': {
         const count = (this.#delivered.get(subject) ?? 0) + 1;
         this.#delivered.set(subject, count);
-        return `push delivered to ${terminalSafe(this.#actorName(entry.actor))} for ${this.#requestLabel(subject)} (${count} approver${count === 1 ? '' : 's'} so far)`;
+        const eligible = this.#eligible.get(subject);
+        const tally = eligible === undefined ? `${count} approver${count === 1 ? '' : 's'} so far` : `${count} of ${eligible} approvers, any-of-${eligible}`;
+        return `push delivered to ${terminalSafe(this.#actorName(entry.actor))} for ${this.#requestLabel(subject)} (${tally})`;
       }
       case 'approval-accepted':
       case 'approval-rejected': return this.#describeApproval(entry);
