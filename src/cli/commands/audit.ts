@@ -125,7 +125,7 @@ class EventFormatter {
       case 'secret-stored': {
         const secret = await this.#signed<SecretBody>(entry.object, 'secret', oik);
         if (secret === undefined) return `[unverified] secret stored: ${subject}`;
-        return secret.deleted ? `admin deleted ${secret.path} (v${secret.version})` : `admin stored ${secret.path} v${secret.version}, sealed to ${secret.grants.length} approvers`;
+        return secret.deleted ? `admin deleted ${secret.path} (v${secret.version})` : `admin stored ${secret.path} v${secret.version}, sealed to ${secret.grants.length} approver${secret.grants.length === 1 ? '' : 's'}`;
       }
       case 'request-created': {
         const eligible = /^eligible:(\d+)$/.exec(entry.subjects[1] ?? '')?.[1];
@@ -141,7 +141,7 @@ class EventFormatter {
         const count = (this.#delivered.get(subject) ?? 0) + 1;
         this.#delivered.set(subject, count);
         const eligible = this.#eligible.get(subject);
-        const tally = eligible === undefined ? `${count} approver${count === 1 ? '' : 's'} so far` : `${count} of ${eligible} approvers, any-of-${eligible}`;
+        const tally = eligible === undefined ? `${count} approver${count === 1 ? '' : 's'} so far` : `${count} of ${eligible} approver${eligible === 1 ? '' : 's'}, any-of-${eligible}`;
         return `push delivered to ${terminalSafe(this.#actorName(entry.actor))} for ${this.#requestLabel(subject)} (${tally})`;
       }
       case 'approval-accepted':
