@@ -134,24 +134,30 @@ export class SealingPublicKey extends PublicKeyBase {
 
 abstract class PrivateKeyBase<Role extends string> {
   readonly role: Role;
-  protected readonly seed: Uint8Array;
+  // A private field, so Object.keys, structuredClone and test diffs never see the seed.
+  readonly #seed: Uint8Array;
   #wiped = false;
 
   protected constructor(role: Role, seed: Uint8Array) {
     assertBytes(seed, KEY_LENGTH, 'private key seed');
     this.role = role;
-    this.seed = Uint8Array.from(seed);
+    this.#seed = Uint8Array.from(seed);
   }
 
   /** Returns a copy of the 32-byte private seed. The caller must wipe it. */
   exportSeed(): Uint8Array {
     this.assertUsable();
-    return Uint8Array.from(this.seed);
+    return Uint8Array.from(this.#seed);
+  }
+
+  /** Returns the seed itself (not a copy) for subclasses that import it into WebCrypto. */
+  protected seedBytes(): Uint8Array {
+    return this.#seed;
   }
 
   /** Zeroes the seed and makes the key unusable (best effort, see the file comment). */
   wipe(): void {
-    wipe(this.seed);
+    wipe(this.#seed);
     this.#wiped = true;
     this.forgetCryptoKey();
   }
@@ -219,7 +225,7 @@ export class SigningPrivateKey extends PrivateKeyBase<SigningRole> {
 
   #importKey(): Promise<CryptoKey> {
     if (this.#cryptoKey === undefined) {
-      const pkcs8 = concatBytes(ED25519_PKCS8_PREFIX, this.seed);
+      const pkcs8 = concatBytes(ED25519_PKCS8_PREFIX, this.seedBytes());
       this.#cryptoKey = subtle()
         .importKey('pkcs8', asBufferSource(pkcs8), { name: 'Ed25519' }, false, ['sign'])
         .finally(() => { wipe(pkcs8); });

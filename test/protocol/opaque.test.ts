@@ -52,3 +52,16 @@ describe('opaque types', () => {
     }
   });
 });
+
+describe('private key fields', () => {
+  it('exposes no seed through own keys', async () => {
+    const key = await SigningPrivateKey.generate('device-signing');
+    const seed = key.exportSeed();
+    const ownValues = Object.values(key as unknown as Record<string, unknown>);
+    for (const value of ownValues) {
+      expect(value instanceof Uint8Array && value.length === seed.length && value.every((byte, i) => byte === seed[i])).toBe(false);
+    }
+    expect(JSON.stringify(Object.keys(key))).not.toContain('seed');
+    seed.fill(0);
+  });
+});
