@@ -19,11 +19,17 @@ export const AEAD_TAG_BYTES = 16;
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 abstract class OpaqueBytes {
-  protected readonly bytes: Uint8Array;
+  // A private field, so Object.keys, structuredClone and test diffs never see the bytes.
+  readonly #bytes: Uint8Array;
   #wiped = false;
 
   protected constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
+    this.#bytes = bytes;
+  }
+
+  /** Returns the held bytes themselves (not a copy), for subclasses. */
+  protected get bytes(): Uint8Array {
+    return this.#bytes;
   }
 
   get length(): number {
@@ -36,7 +42,7 @@ abstract class OpaqueBytes {
 
   /** Zeroes the bytes and makes the holder unusable (best effort, see the file comment). */
   wipe(): void {
-    wipe(this.bytes);
+    wipe(this.#bytes);
     this.#wiped = true;
   }
 

@@ -65,3 +65,13 @@ describe('private key fields', () => {
     seed.fill(0);
   });
 });
+
+describe('opaque byte holders', () => {
+  it('have no own enumerable bytes', () => {
+    const secret = SecretBytes.fromString(SECRET);
+    const key = DataKey.generate();
+    expect(Object.keys(secret)).toEqual([]);
+    expect(Object.keys(key)).toEqual([]);
+    expect(Object.values(secret)).toEqual([]);
+  });
+});
