@@ -1,7 +1,8 @@
 /*
  * Linux system calls that Node.js has no API for: the credentials of a Unix
- * socket's peer (SO_PEERCRED, SO_PEERPIDFD), pidfd liveness checks, flock(2)
- * and passwd lookups through NSS. Every function runs synchronously on the
+ * socket's peer (SO_PEERCRED, SO_PEERPIDFD), pidfd liveness checks, flock(2),
+ * passwd lookups through NSS, and turning off core dumps and same-user
+ * ptrace (prctl, setrlimit). Every function runs synchronously on the
  * calling thread and throws a JS Error whose `code` is the errno name
  * ("EBADF") and whose `syscall` names the failed call.
  */
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -219,6 +222,37 @@ static napi_value try_lock_exclusive(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * protectMemory(): sets RLIMIT_CORE to 0 (soft and hard) so a crash writes no
+ * core file, then clears the dumpable flag (PR_SET_DUMPABLE 0), which also
+ * stops processes of the same user without CAP_SYS_PTRACE from attaching
+ * with ptrace or reading /proc/self/mem and /proc/self/environ.
+ */
+static napi_value protect_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit none = {.rlim_cur = 0, .rlim_max = 0};
+  if (setrlimit(RLIMIT_CORE, &none) != 0) {
+    throw_errno(env, errno, "setrlimit(RLIMIT_CORE)");
+    return NULL;
+  }
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    throw_errno(env, errno, "prctl(PR_SET_DUMPABLE)");
+    return NULL;
+  }
+  return NULL;
+}
+
+/* isDumpable() -> boolean: the process's dumpable flag (PR_GET_DUMPABLE). */
+static napi_value is_dumpable(napi_env env, napi_callback_info info) {
+  (void)info;
+  int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  if (dumpable < 0) {
+    throw_errno(env, errno, "prctl(PR_GET_DUMPABLE)");
+    return NULL;
+  }
+  return make_boolean(env, dumpable != 0);
+}
+
 /* getpwnam_r and getpwuid_r share this buffer-growing loop. */
 typedef int (*passwd_lookup)(const void *key, struct passwd *entry, char *buffer, size_t size,
                              struct passwd **result);
@@ -331,6 +365,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tryLockExclusive", NULL, try_lock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUserByName", NULL, lookup_user_by_name, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUserById", NULL, lookup_user_by_id, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"protectMemory", NULL, protect_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"isDumpable", NULL, is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     return NULL;

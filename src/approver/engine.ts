@@ -153,7 +153,23 @@ export class ApproverEngine {
       this.#frontEnd.report({ request: requestId, result: 'skipped' });
       return;
     }
+    // The person may answer long after the request was shown.
+    if (this.#refuseIfExpired(verified)) return;
     await this.#send(verified, decision, grantedLease);
+  }
+
+  /**
+   * Refuses a request past its expiry, with no clock-skew leeway: a decision
+   * made late should not help whoever holds the request back, and the broker
+   * rejects it anyway. Returns true when the request was refused.
+   */
+  #refuseIfExpired(verified: VerifiedBundle): boolean {
+    const { id, expires } = verified.request.body;
+    const now = nowSeconds();
+    if (now <= expires) return false;
+    this.refusals++;
+    this.#frontEnd.report({ request: id, result: 'refused', code: 'expired', message: `request ${id} expired at ${expires}, now is ${now}` });
+    return true;
   }
 
   async #acknowledge(requestId: string): Promise<void> {
@@ -173,6 +189,7 @@ export class ApproverEngine {
         trust: approverTrust(this.#state), device: this.#device, seen: this.#seen, revocations: this.#revocations, now: nowSeconds(),
       });
       if (verified.request.body.id !== requestId) throw Object.assign(new Error(`bundle is for request ${verified.request.body.id}`), { code: 'bundle_mismatch' });
+      if (this.#refuseIfExpired(verified)) return null;
       return verified;
     } catch (error) {
       this.refusals++;

@@ -10,6 +10,7 @@ export type ApproverErrorCode =
   | 'wrong_passphrase'
   | 'invalid_key_file'
   | 'key_file_missing'
+  | 'key_file_unsafe'
   | 'invalid_state';
 
 export class ApproverError extends Error {

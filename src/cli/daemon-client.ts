@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { createInterface } from 'node:readline';
+import { terminalSafe } from '../approver/display.js';
 import { defaultSocketPath } from '../daemon/socket.js';
 import type { CliIo } from './command.js';
 import { CliError, usageError } from './errors.js';
@@ -120,9 +121,9 @@ function describeProgress(event: DaemonProgress): string | null {
     case 'delivered':
       return `delivered to ${event.delivered} of ${event.eligible} approver${event.eligible === 1 ? '' : 's'}`;
     case 'approved':
-      return `approved by ${event.by}`;
+      return `approved by ${terminalSafe(event.by)}`;
     case 'denied':
-      return event.by === null ? 'denied' : `denied by ${event.by}`;
+      return event.by === null ? 'denied' : `denied by ${terminalSafe(event.by)}`;
     case 'expired':
       return 'no approver decided before the request expired';
     case 'undelivered':
@@ -145,6 +146,8 @@ function hintFor(code: string): string | undefined {
       return 'no approver device was online; ask an approver to open the app, then try again';
     case 'broker_unavailable':
       return 'the daemon cannot reach its broker; check `stillvault daemon` logs';
+    case 'too_many_requests':
+      return 'this user already has the maximum number of requests waiting for approval; wait for one to end';
     default:
       return undefined;
   }

@@ -1,3 +1,4 @@
+import { terminalSafe } from '../approver/display.js';
 import type { CliIo, Command } from './command.js';
 import { CliError, USAGE_EXIT_CODE } from './errors.js';
 import { loadCommands } from './commands/index.js';
@@ -39,17 +40,21 @@ function findCommand(argv: string[], commands: Command[]): Command | undefined {
   return candidates.sort((a, b) => b.name.length - a.name.length)[0];
 }
 
-/** Prints an error the age way: `stillvault: error: ...` and a hint line. Returns the exit code. */
+/**
+ * Prints an error the age way: `stillvault: error: ...` and a hint line.
+ * Returns the exit code. Messages can carry broker or daemon text, so control
+ * characters are escaped before they reach the terminal.
+ */
 export function reportError(io: CliIo, error: unknown): number {
   if (error instanceof CliError) {
-    io.stderr.write(`stillvault: error: ${error.message}\n`);
+    io.stderr.write(`stillvault: error: ${terminalSafe(error.message)}\n`);
     if (error.hint) io.stderr.write(`hint: ${error.hint}\n`);
     return error.exitCode;
   }
   const coded = error as { code?: unknown; message?: unknown };
   const code = typeof coded.code === 'string' ? ` (${coded.code})` : '';
   const message = typeof coded.message === 'string' ? coded.message : String(error);
-  io.stderr.write(`stillvault: error: ${message}${code}\n`);
+  io.stderr.write(`stillvault: error: ${terminalSafe(`${message}${code}`)}\n`);
   return 1;
 }
 

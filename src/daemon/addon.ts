@@ -26,6 +26,9 @@ export interface PeercredAddon {
   tryLockExclusive(fd: number): boolean;
   lookupUserByName(name: string): { uid: number; gid: number } | null;
   lookupUserById(uid: number): string | null;
+  /** Sets RLIMIT_CORE to 0 and clears the dumpable flag, so no core file or same-user ptrace can read this process. */
+  protectMemory(): void;
+  isDumpable(): boolean;
 }
 
 const PACKAGE_NAME = 'stillvault';
@@ -39,6 +42,8 @@ const ADDON_FUNCTIONS: readonly (keyof PeercredAddon)[] = [
   'tryLockExclusive',
   'lookupUserByName',
   'lookupUserById',
+  'protectMemory',
+  'isDumpable',
 ];
 
 let loaded: PeercredAddon | undefined;

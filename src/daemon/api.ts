@@ -31,6 +31,7 @@ const STATUS: Record<string, number> = {
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  too_many_requests: 429,
 };
 
 export function createApiServer(service: DaemonService, logger: Logger, options: { hashExe: boolean }): http.Server {
@@ -120,10 +121,12 @@ function checkTransport(request: http.IncomingMessage): DaemonError | null {
 
 async function handleSecrets(service: DaemonService, logger: Logger, caller: CallerIdentity, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
   let query;
+  let endCall: () => void;
   try {
     const body = await readJsonBody(request);
     query = service.parseSecretsQuery(body);
     service.authorize(caller, query.paths);
+    endCall = service.beginSecretsCall(caller);
   } catch (error) {
     if (errorCode(error) === 'caller_not_allowed') {
       logger.warn({ event: 'caller-not-allowed', uid: caller.uid, pid: caller.pid, exe: caller.exe, message: (error as Error).message }, 'local rules do not allow the caller');
@@ -142,6 +145,8 @@ async function handleSecrets(service: DaemonService, logger: Logger, caller: Cal
     response.end(encodeResult(result));
   } catch (error) {
     response.end(`${JSON.stringify({ type: 'error', code: errorCode(error), message: messageOf(error) })}\n`);
+  } finally {
+    endCall();
   }
 }
 

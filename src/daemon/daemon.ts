@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { statePath } from '../local/state.js';
+import { loadAddon } from './addon.js';
 import { createApiServer } from './api.js';
 import { BrokerLink, errorCode } from './broker-link.js';
 import { DaemonError } from './errors.js';
@@ -47,6 +48,8 @@ export interface RunningDaemon {
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const logger = options.logger ?? pino({ base: { service: 'stillvault-daemon' } }, pino.destination(2));
+  // Before the host key or any secret is in memory.
+  const dumpable = protectMemory();
   const now = Math.floor(Date.now() / 1000);
   const identity = await loadDaemonIdentity(options.env, now);
   const rulesFile = options.rulesFile ?? statePath('daemon', 'rules.json', options.env);
@@ -81,7 +84,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const listener = await listenUnixSocket(server, { path: socketPath, ...(options.group === undefined ? {} : { group: options.group }) });
   link.start();
   logger.info({
-    event: 'start', socket: listener.path, org: identity.trust.org, consumer: identity.certificate.body.consumer, broker: link.url, rules: rules.source,
+    event: 'start', socket: listener.path, org: identity.trust.org, consumer: identity.certificate.body.consumer, broker: link.url, rules: rules.source, dumpable,
   }, 'daemon started');
 
   let closing: Promise<void> | undefined;
@@ -100,6 +103,22 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       return closing;
     },
   };
+}
+
+/**
+ * Turns off core dumps and clears the dumpable flag, so neither a crash nor
+ * another process of the same user (without CAP_SYS_PTRACE) can read leased
+ * secrets or the host key from this process's memory. Returns the dumpable
+ * flag as read back afterwards, for the start log.
+ */
+function protectMemory(): boolean {
+  const addon = loadAddon();
+  try {
+    addon.protectMemory();
+    return addon.isDumpable();
+  } catch (cause) {
+    throw new DaemonError('memory_protection_failed', `turning off core dumps and ptrace for the daemon failed (${(cause as { code?: string }).code ?? 'unknown error'})`, { cause });
+  }
 }
 
 /** Authenticates once. A broker that cannot be reached is retried later; a rejected certificate is fatal. */

@@ -48,7 +48,11 @@ export type DaemonErrorCode =
   /** The caller closed its connection before the request ended. */
   | 'caller_disconnected'
   /** The daemon is shutting down. */
-  | 'daemon_stopping';
+  | 'daemon_stopping'
+  /** The caller's uid already has the maximum number of secrets requests in progress. */
+  | 'too_many_requests'
+  /** Turning off core dumps and same-user ptrace for the daemon failed. */
+  | 'memory_protection_failed';
 
 /** An error with a stable `code`. Messages name paths and ids, never secret values. */
 export class DaemonError extends Error {

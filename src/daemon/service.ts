@@ -15,6 +15,12 @@ import type { LocalRules } from './rules.js';
  */
 
 export const MAX_REASON_LENGTH = 1024;
+/**
+ * Secrets calls one uid may have in progress at once. Each can wait minutes
+ * for a human and pushes a notification to every approver, so without a cap
+ * one local user could flood approvers until someone approves by mistake.
+ */
+export const MAX_SECRETS_CALLS_PER_UID = 8;
 
 export interface SecretsQuery {
   paths: string[];
@@ -41,6 +47,8 @@ export interface ServiceOptions {
 
 export class DaemonService {
   readonly #options: ServiceOptions;
+  /** Secrets calls in progress, by caller uid. */
+  readonly #callsInProgress = new Map<number, number>();
 
   constructor(options: ServiceOptions) {
     this.#options = options;
@@ -93,6 +101,29 @@ export class DaemonService {
   /** Checks every path against the local rules. Throws DaemonError('caller_not_allowed') naming the first path the rules do not allow. */
   authorize(caller: CallerIdentity, paths: readonly string[]): void {
     for (const path of paths) this.#options.rules.authorize(caller, path);
+  }
+
+  /**
+   * Reserves one of the caller's uid's MAX_SECRETS_CALLS_PER_UID slots for a
+   * secrets call, and returns the function that frees it (idempotent).
+   * Throws DaemonError('too_many_requests') when every slot is taken.
+   */
+  beginSecretsCall(caller: CallerIdentity): () => void {
+    const uid = caller.uid;
+    const count = this.#callsInProgress.get(uid) ?? 0;
+    if (count >= MAX_SECRETS_CALLS_PER_UID) {
+      this.#options.logger.warn({ event: 'too-many-requests', uid, pid: caller.pid, inProgress: count }, 'secrets call rejected: too many in progress for this uid');
+      throw new DaemonError('too_many_requests', `uid ${uid} already has ${count} secrets requests in progress, the maximum; wait for one to end`);
+    }
+    this.#callsInProgress.set(uid, count + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.#callsInProgress.get(uid) ?? 1) - 1;
+      if (left > 0) this.#callsInProgress.set(uid, left);
+      else this.#callsInProgress.delete(uid);
+    };
   }
 
   /**

@@ -10,7 +10,7 @@ import { writeJsonFile } from './files.js';
  * another kind of key file with the same passphrase.
  */
 
-export type KeyFileErrorCode = 'wrong_passphrase' | 'invalid_key_file' | 'key_file_missing';
+export type KeyFileErrorCode = 'wrong_passphrase' | 'invalid_key_file' | 'key_file_missing' | 'key_file_unsafe';
 
 export class KeyFileError extends Error {
   readonly code: KeyFileErrorCode;
@@ -90,14 +90,36 @@ export async function readKeyFile(file: string, label: string, passphrase: strin
   }
 }
 
+/**
+ * Reads the key file, rejecting one that another user owns or that group or
+ * others may read or write: its ciphertext is open to offline guessing of the
+ * passphrase, and a replaced file could hold keys someone else chose.
+ */
 async function readRaw(file: string): Promise<string> {
+  let handle;
   try {
-    return await fs.readFile(file, 'utf8');
+    handle = await fs.open(file, 'r');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new KeyFileError('key_file_missing', `key file ${file} does not exist`, { cause });
     }
     throw cause;
+  }
+  try {
+    checkKeyFilePermissions(file, await handle.stat());
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkKeyFilePermissions(file: string, stat: { uid: number; mode: number }): void {
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new KeyFileError('key_file_unsafe', `key file ${file} is owned by uid ${stat.uid}, not by this user (uid ${uid})`);
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    throw new KeyFileError('key_file_unsafe', `key file ${file} has mode ${(stat.mode & 0o777).toString(8)}, so other users can reach it; run \`chmod 600 ${file}\``);
   }
 }
 

@@ -130,9 +130,13 @@ export async function createHostKey(file: string): Promise<SigningPrivateKey> {
   return key;
 }
 
-/** Loads the host signing key, refusing a file that other users can read. */
+/** Loads the host signing key, refusing a file that other users own or can read. */
 export async function loadHostKey(file: string): Promise<SigningPrivateKey> {
   const stat = await fs.stat(file);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) {
+    throw new Error(`${file} is owned by uid ${stat.uid}; it must belong to uid ${uid} or root`);
+  }
   if ((stat.mode & 0o077) !== 0) {
     throw new Error(`${file} is readable by other users (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}`);
   }

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import { BrokerClient } from '../../broker/client.js';
 import { ApproverEngine, type ApproverFrontEnd, type Decision, type Outcome } from '../../approver/engine.js';
 import { ApproverError } from '../../approver/errors.js';
-import { formatLease } from '../../approver/display.js';
+import { formatLease, terminalSafe } from '../../approver/display.js';
 import { unlockDeviceKeys, type DeviceKeys } from '../../approver/keys.js';
 import { approverPaths, loadApproverState } from '../../approver/state.js';
 import { parseCommandArgs, type CliIo, type Command } from '../command.js';
@@ -68,26 +68,38 @@ async function unlockWithRetries(io: CliIo, file: string): Promise<DeviceKeys> {
   }
 }
 
+/**
+ * Writes one outcome. Request ids, codes and messages of refused or settled
+ * requests come from the broker unverified, so table output escapes them
+ * like every other field shown on the terminal.
+ */
 function writeOutcome(io: CliIo, format: OutputFormat, outcome: Outcome): void {
   if (format === 'json') {
     io.stdout.write(`${JSON.stringify(outcome)}\n`);
     return;
   }
-  const paths = outcome.paths?.join(',') ?? '';
+  const request = terminalSafe(outcome.request);
+  const code = terminalSafe(outcome.code ?? '');
+  const paths = terminalSafe(outcome.paths?.join(',') ?? '');
   switch (outcome.result) {
     case 'approved':
-      io.stdout.write(`approved ${outcome.request} ${paths} lease ${formatLease(outcome.leaseSeconds ?? 0)}\n`);
+      io.stdout.write(`approved ${request} ${paths} lease ${formatLease(outcome.leaseSeconds ?? 0)}\n`);
       break;
     case 'denied':
-      io.stdout.write(`denied ${outcome.request} ${paths}\n`);
+      io.stdout.write(`denied ${request} ${paths}\n`);
       break;
     case 'refused':
-      io.stdout.write(`refused ${outcome.request} ${outcome.code ?? ''}\n`);
-      io.stderr.write(`stillvault: rejected request ${outcome.request}, verification failed: ${outcome.message ?? ''} (${outcome.code ?? ''})\n`);
+      io.stdout.write(`refused ${request} ${code}\n`);
+      io.stderr.write(`stillvault: rejected request ${request}, verification failed: ${terminalSafe(outcome.message ?? '')} (${code})\n`);
       break;
     default:
-      io.stdout.write(`${outcome.result} ${outcome.request}${outcome.code === undefined ? '' : ` ${outcome.code}`}\n`);
+      io.stdout.write(`${outcome.result} ${request}${outcome.code === undefined ? '' : ` ${code}`}\n`);
   }
+}
+
+/** Escapes each line of `text` for the terminal, keeping its line breaks. */
+function terminalSafeLines(text: string): string {
+  return text.split('\n').map(terminalSafe).join('\n');
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -103,7 +115,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 
   const decide = io.stdin.isTTY === true ? () => readKey(io) : lineDecisions(io);
   const frontEnd: ApproverFrontEnd = {
-    show: (text) => { io.stderr.write(`${text}\n`); },
+    // The engine shows broker error text too, so every line is escaped here, at the terminal.
+    show: (text) => { io.stderr.write(`${terminalSafeLines(text)}\n`); },
     decide: () => decide(),
     unlockKeys: () => unlockWithRetries(io, paths.keys),
     report: (outcome) => { writeOutcome(io, format, outcome); },
