@@ -1,24 +1,20 @@
 import {
   checkPolicyAllows, isPolicyApprover, ProtocolError, verifyConsumerCert, verifyPolicy, verifyRequest, verifySecret,
   type ConsumerCertBody, type DeviceCertBody, type OrgTrust, type PolicyBody, type RequestBody, type RevocationBody, type SecretBody,
-  type Signed, type Verified,
+  type Verified,
 } from '../protocol/index.js';
-import type { SeenState } from '../local/state.js';
 import { ApproverError } from './errors.js';
 
 /**
- * Verification of a request bundle as the broker delivers it. Nothing in the
- * bundle is trusted for being served: every object is checked against the
- * pinned Org Identity key, and only the verified signed request is shown.
+ * Verification of a request bundle as the broker delivers it, shared by the
+ * terminal approver and the web approver (so this file and its imports must
+ * stay browser-safe: no node: modules, no Buffer). Nothing in the bundle is
+ * trusted for being served: every object is checked against the pinned Org
+ * Identity key, and only the verified signed request is shown.
  */
 
 /** The bundle the broker sends a device for one request (see docs/broker-api.md). */
-export interface RequestBundle {
-  request: Signed<RequestBody>;
-  policy: Signed<PolicyBody>;
-  secrets: Signed<SecretBody>[];
-  consumerCert: Signed<ConsumerCertBody>;
-}
+export type { RequestBundle } from '../broker/client.js';
 
 export interface VerifiedBundle {
   request: Verified<RequestBody>;
@@ -27,11 +23,18 @@ export interface VerifiedBundle {
   consumerCert: Verified<ConsumerCertBody>;
 }
 
+/** The highest versions this device has seen, which later bundles must not roll back. */
+export interface SeenVersions {
+  policyVersions: Record<string, number>;
+  secretVersions: Record<string, number>;
+}
+
 export interface BundleCheckContext {
   trust: OrgTrust;
   /** This device's own certificate, verified already. */
   device: Verified<DeviceCertBody>;
-  seen: SeenState;
+  /** The versions seen, and as keys of `requests` the ids of requests this device already decided. */
+  seen: Readonly<SeenVersions> & { readonly requests: Readonly<Record<string, unknown>> };
   revocations: readonly Verified<RevocationBody>[];
   now: number;
 }
@@ -43,9 +46,10 @@ export interface BundleCheckContext {
  * 2. the policy, against the highest version seen;
  * 3. the request: signature, binding to the certificate, expiry;
  * 4. the request id was never decided on this device;
- * 5. this device is a policy approver, and the policy allows the requester for every path;
- * 6. one secret version per requested path: fits the policy, not older than
- *    the highest version seen, not deleted, and granted to this device.
+ * 5. this device is a policy approver, the policy allows the requester for
+ *    every path, and the requested lease fits the policy's maximum;
+ * 6. exactly one secret version per requested path: fits the policy, not
+ *    older than the highest version seen, not deleted, and granted to this device.
  */
 export async function verifyBundle(bundle: unknown, context: BundleCheckContext): Promise<VerifiedBundle> {
   const { trust, device, seen, revocations, now } = context;
@@ -65,6 +69,9 @@ export async function verifyBundle(bundle: unknown, context: BundleCheckContext)
   for (const path of request.body.paths) {
     checkPolicyAllows(policy.body, { consumer: request.body.consumer, requester: request.body.requester, path });
   }
+  if (request.body.leaseSeconds > policy.body.maxLeaseSeconds) {
+    throw new ProtocolError('lease_exceeded', `request asks for a lease of ${request.body.leaseSeconds} s, policy ${policy.body.name} allows at most ${policy.body.maxLeaseSeconds} s`);
+  }
 
   const secrets = await verifySecrets(parts.secrets, request, policy, context);
   return { request, policy, secrets, consumerCert };
@@ -82,8 +89,11 @@ async function verifySecrets(
   }
   const verified: Verified<SecretBody>[] = [];
   for (const path of request.body.paths) {
-    const candidate = secrets.find((secret) => pathOf(secret) === path);
-    if (candidate === undefined) throw new ApproverError('bundle_mismatch', `bundle carries no secret version for ${path}`);
+    const matching = secrets.filter((secret) => pathOf(secret) === path);
+    const candidate = matching[0];
+    if (candidate === undefined || matching.length > 1) {
+      throw new ApproverError('bundle_mismatch', `bundle carries ${matching.length} secret versions for ${path}, expected 1`);
+    }
     const secret = await verifySecret(candidate, trust, policy, { minVersion: seen.secretVersions[path] ?? 0 });
     if (secret.body.deleted) throw new ProtocolError('secret_deleted', `${path} version ${secret.body.version} is deleted`);
     if (!secret.body.grants.some((grant) => grant.device === device.body.device)) {
@@ -116,8 +126,13 @@ function pathOf(secret: unknown): unknown {
 }
 
 /** Records a decided request and the versions it was decided under, so later bundles cannot roll them back. */
-export function recordDecision(seen: SeenState, verified: VerifiedBundle, forgetAfter: number): void {
+export function recordDecision(seen: SeenVersions & { requests: Record<string, number> }, verified: VerifiedBundle, forgetAfter: number): void {
   seen.requests[verified.request.body.id] = forgetAfter;
+  recordSeenVersions(seen, verified);
+}
+
+/** Raises the highest policy and secret versions seen to those of a decided bundle. */
+export function recordSeenVersions(seen: SeenVersions, verified: VerifiedBundle): void {
   const { name, version } = verified.policy.body;
   seen.policyVersions[name] = Math.max(seen.policyVersions[name] ?? 0, version);
   for (const secret of verified.secrets) {

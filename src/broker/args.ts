@@ -10,6 +10,7 @@ export const BROKER_HELP = `usage: stillvault broker [options]
   --max-pending N           pending requests per consumer (default 16)
   --rate-per-minute N       requests per consumer per minute (default 60)
   --allow-origin ORIGIN     answer CORS for this web origin, e.g. the approver web app's (repeatable; default none)
+  --allow-http-push-endpoints  accept http:// Web Push endpoints, not only https:// (for tests with a local push service)
 `;
 
 function positiveNumber(text: string | undefined, name: string): number | undefined {
@@ -44,6 +45,8 @@ export function parseBrokerArgs(argv: string[]): BrokerOptions | 'help' {
       'rate-per-minute': { type: 'string' },
       'sweep-interval-ms': { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
+      'allow-http-push-endpoints': { type: 'boolean' },
+      'push-retry-base-ms': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -60,6 +63,10 @@ export function parseBrokerArgs(argv: string[]): BrokerOptions | 'help' {
     ...(values.data === undefined ? {} : { dataDir: values.data }),
     ...(values.database === undefined ? {} : { database: values.database }),
     ...(values['allow-origin'] === undefined ? {} : { allowOrigins: values['allow-origin'].map(parseOrigin) }),
+    push: {
+      allowHttpEndpoints: values['allow-http-push-endpoints'] === true,
+      ...(values['push-retry-base-ms'] === undefined ? {} : { retryBaseMs: positiveNumber(values['push-retry-base-ms'], 'push-retry-base-ms') }),
+    },
     limits,
   };
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { BrokerDatabase } from './db.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
+import type { PushSender } from './push.js';
 import type { SigningPrivateKey } from '../protocol/keys.js';
 
 export type Role = 'admin' | 'device' | 'consumer';
@@ -50,6 +51,8 @@ export interface BrokerContext {
   brokerKey: SigningPrivateKey;
   /** Fingerprint of the broker key: the `audience` clients sign into auth challenges. */
   audience: string;
+  /** Web Push to approver devices that are not connected; absent in brokers built without it. */
+  push?: PushSender;
 }
 
 export function nowSeconds(): number {

@@ -7,6 +7,7 @@ import {
   auditEntries, completeEnrollment, createInvite, getOrg, listCertificates, listEnrollments, listRevocations, pollEnrollment,
   putCertificate, putPolicy, putRevocation, putSecret, registerOrg, rejectEnrollment, signedAuditHead, submitEnrollment,
 } from './org-objects.js';
+import { deletePushSubscription, putPushSubscription } from './push.js';
 import { acknowledgeDelivery, createRequest, getRequest, listPendingRequests, submitApproval } from './requests.js';
 import { isId } from './shape.js';
 import { latestPolicies, latestSecrets } from './store.js';
@@ -26,7 +27,7 @@ type Reply = { status: number; body: unknown } | { status: number; text: string;
 type Handler = (input: HandlerInput) => Promise<Reply>;
 
 interface Route {
-  method: 'GET' | 'POST' | 'PUT';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   pattern: RegExp;
   /** Who may call: anyone without a token, any principal of the path's org, or only the listed roles. */
   auth: 'none' | 'member' | Role[];
@@ -145,6 +146,16 @@ const ROUTES: Route[] = [
   route('POST', '/v1/orgs/:org/requests/:id/approvals', ['device'], async function approval(input) {
     return ok(await submitApproval(input.ctx, memberOf(input), input.params.id ?? '', input.body));
   }),
+  route('GET', '/v1/push/vapid-public-key', 'none', function vapidPublicKey({ ctx }) {
+    if (ctx.push === undefined) throw new BrokerError(404, 'push_unavailable', 'this broker does not send Web Push notifications');
+    return Promise.resolve(ok({ publicKey: ctx.push.publicKey }));
+  }),
+  route('PUT', '/v1/orgs/:org/push-subscription', ['device'], async function subscribe(input) {
+    return ok(await putPushSubscription(input.ctx, memberOf(input), input.body));
+  }),
+  route('DELETE', '/v1/orgs/:org/push-subscription', ['device'], async function unsubscribe(input) {
+    return ok(await deletePushSubscription(input.ctx, memberOf(input)));
+  }),
   route('GET', '/v1/orgs/:org/audit/entries', 'member', async function entries({ ctx, params, query }) {
     return ok(await auditEntries(ctx, params.org ?? '', intParam(query, 'after', 0), intParam(query, 'limit', 1000)));
   }),
@@ -209,7 +220,7 @@ async function dispatch(ctx: BrokerContext, request: IncomingMessage, url: URL):
     }
   }
 
-  const bodyBytes = request.method === 'GET' ? Buffer.alloc(0) : await readBody(request, ctx.limits.maxBodyBytes);
+  const bodyBytes = request.method === 'GET' || request.method === 'DELETE' ? Buffer.alloc(0) : await readBody(request, ctx.limits.maxBodyBytes);
   const body = parseJson(bodyBytes);
   let principal: Principal | null = null;
   if (found.candidate.auth !== 'none') {
@@ -235,7 +246,7 @@ function handleCors(allowedOrigins: readonly string[], request: IncomingMessage,
   response.setHeader('vary', 'origin');
   if (request.method !== 'OPTIONS') return false;
   response.writeHead(204, {
-    'access-control-allow-methods': 'GET, POST, PUT',
+    'access-control-allow-methods': 'GET, POST, PUT, DELETE',
     'access-control-allow-headers': 'authorization, content-type, accept',
     'access-control-max-age': '600',
   });

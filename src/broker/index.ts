@@ -8,6 +8,7 @@ import { createRequestListener } from './http.js';
 import { Hub } from './hub.js';
 import { loadOrCreateBrokerKey } from './key.js';
 import { Metrics } from './metrics.js';
+import { DEFAULT_PUSH_OPTIONS, loadOrCreateVapidKeys, PushSender, type PushOptions } from './push.js';
 import { sweep } from './requests.js';
 import { migrate } from './schema.js';
 import { createWebSocketServer } from './websocket.js';
@@ -22,6 +23,8 @@ export interface BrokerOptions {
   limits?: Partial<BrokerLimits>;
   /** Web origins whose pages may call the HTTP API (CORS), e.g. the approver web app; default none. */
   allowOrigins?: string[];
+  /** Web Push settings; the VAPID key pair is kept in the data directory. */
+  push?: Partial<PushOptions>;
   logger?: Logger;
 }
 
@@ -53,6 +56,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
 
   const ctx: BrokerContext = {
     db, logger, limits, brokerKey, hub: new Hub(), metrics: new Metrics(), audience: brokerKey.publicKey.fingerprint(),
+    push: new PushSender(loadOrCreateVapidKeys(dataDir), { ...DEFAULT_PUSH_OPTIONS, ...options.push }),
   };
   const websocket = createWebSocketServer(ctx);
   const server = createServer(createRequestListener(ctx, options.allowOrigins ?? []));
@@ -86,6 +90,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     async close() {
       clearInterval(sweeper);
       websocket.close();
+      await ctx.push?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
       await db.close();

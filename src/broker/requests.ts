@@ -111,7 +111,10 @@ export async function createRequest(ctx: BrokerContext, principal: Principal, in
   let pushed = 0;
   for (const [device, policy] of eligible) {
     const bundle: Bundle = { request, policy, secrets, consumerCert: cert };
-    pushed += ctx.hub.send(principal.org, 'device', device, { type: 'request', request: body.id, bundle }) > 0 ? 1 : 0;
+    const live = ctx.hub.send(principal.org, 'device', device, { type: 'request', request: body.id, bundle }) > 0;
+    pushed += live ? 1 : 0;
+    // A device without a live connection gets a Web Push notification, if it subscribed to one.
+    if (!live) ctx.push?.notify(ctx, principal.org, device, body.id, body.expires);
   }
   ctx.logger.debug({ event: 'request-pushed', org: principal.org, request: body.id, pushed }, 'request pushed');
   return { request: body.id, state: 'pending', eligible: eligible.size };

@@ -114,6 +114,15 @@ const STATEMENTS = [
     PRIMARY KEY (org, request_id, device)
   )`,
   `CREATE INDEX IF NOT EXISTS deliveries_device ON deliveries (org, device, acked)`,
+  `CREATE TABLE IF NOT EXISTS push_subscriptions (
+    org TEXT NOT NULL,
+    device TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    PRIMARY KEY (org, device)
+  )`,
   `CREATE TABLE IF NOT EXISTS audit (
     org TEXT NOT NULL,
     seq BIGINT NOT NULL,

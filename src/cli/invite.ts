@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   canonicalize, fingerprintOf, fromBase64Url, fromBase64UrlExact, isRecord, sha256, toBase64Url, utf8Decode, utf8Encode,
 } from '../protocol/index.js';
@@ -10,6 +9,8 @@ import { CliError } from './errors.js';
  * one-time code, so whoever holds it can enroll once; it also carries the Org
  * Identity public key, which the new member pins after checking that the org
  * id is its fingerprint. docs/enrollment.md describes the format.
+ * This file is browser-safe (no node: imports), because the web approver
+ * parses enrollment links with decodeInviteToken too.
  */
 
 export const INVITE_PREFIX = 'svinv1.';
@@ -31,7 +32,7 @@ export interface InviteToken {
 
 /** Makes a one-time invite code: 32 random bytes as base64url. */
 export function newInviteCode(): string {
-  return toBase64Url(randomBytes(CODE_BYTES));
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(CODE_BYTES)));
 }
 
 /** Returns what the broker stores for a code: base64url(SHA-256(UTF-8 code)). */
@@ -56,8 +57,9 @@ function stringField(record: Record<string, unknown>, name: string, max: number)
 }
 
 /**
- * Decodes and checks an invite token: prefix, encoding, exact members, and
- * that the org id is the fingerprint of the Org Identity key it carries.
+ * Decodes and checks an invite token: prefix, encoding, canonical JSON with
+ * exactly the expected members, and that the org id is the fingerprint of
+ * the Org Identity key it carries.
  * Throws CliError('invite_invalid') or, for a mismatched key,
  * CliError('untrusted_signer').
  */
@@ -65,15 +67,18 @@ export function decodeInviteToken(text: string, expectedKind: InviteToken['kind'
   const trimmed = text.trim();
   if (!trimmed.startsWith(INVITE_PREFIX)) throw invalid(`it must start with ${INVITE_PREFIX}`);
   if (trimmed.length > MAX_TOKEN_LENGTH) throw invalid('it is too long');
+  let json: string;
   let value: unknown;
   try {
-    value = JSON.parse(utf8Decode(fromBase64Url(trimmed.slice(INVITE_PREFIX.length), 'invite token')));
+    json = utf8Decode(fromBase64Url(trimmed.slice(INVITE_PREFIX.length), 'invite token'));
+    value = JSON.parse(json);
   } catch {
     throw invalid('it is not base64url-encoded JSON');
   }
   if (!isRecord(value)) throw invalid('it is not a JSON object');
   const members = Object.keys(value).sort().join(',');
   if (members !== 'broker,code,expires,identityKey,invite,kind,name,org,orgName,v') throw invalid(`unexpected members ${members}`);
+  if (canonicalize(value) !== json) throw invalid('it is not canonical JSON');
   if (value.v !== 1) throw invalid(`unsupported version ${JSON.stringify(value.v)}`);
   const kind = value.kind;
   if (kind !== 'device' && kind !== 'consumer') throw invalid('kind must be device or consumer');

@@ -1,3 +1,4 @@
+import QRCode from 'qrcode';
 import { createRevocation, displayFingerprint, fingerprintOfBase64Url } from '../protocol/index.js';
 import { findByName, loadVerifiedMembers, withAdminSession } from './admin.js';
 import { parseCommandArgs, type CliIo, type Command } from './command.js';
@@ -21,22 +22,64 @@ function singleName(positionals: string[], usage: string): string {
 
 export function inviteCommand(kind: MemberKind): Command {
   const word = memberWord(kind);
-  const usage = `stillvault ${word} invite NAME [--expires 24h]`;
+  const usage = kind === 'device'
+    ? `stillvault ${word} invite NAME [--expires 24h] [--web [--app URL]]`
+    : `stillvault ${word} invite NAME [--expires 24h]`;
   return {
     name: [word, 'invite'],
-    summary: `invite a new ${word === 'approver' ? 'approver device' : 'daemon host'}: prints a one-time enrollment token`,
+    summary: `invite a new ${word === 'approver' ? 'approver device' : 'daemon host'}: prints a one-time enrollment token${kind === 'device' ? ' (or, with --web, a link to the web approver)' : ''}`,
     usage,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values, positionals } = parseCommandArgs(argv, { expires: { type: 'string' } }, usage);
+      const { values, positionals } = parseCommandArgs(argv, { expires: { type: 'string' }, web: { type: 'boolean' }, app: { type: 'string' } }, usage);
       const name = singleName(positionals, usage);
+      const web = values.web === true;
+      if (web && kind !== 'device') throw usageError('--web is for approver invites only', `usage: ${usage}`);
+      if (values.app !== undefined && !web) throw usageError('--app goes with --web', `usage: ${usage}`);
+      const appUrl = web ? webAppUrl(values.app ?? DEFAULT_WEB_APP) : undefined;
       const lifetime = values.expires === undefined ? DEFAULT_INVITE_SECONDS : parseDuration(values.expires, '--expires');
       const token = await withAdminSession(io, (session) => createInviteToken(session, kind, name, lifetime));
       io.stderr.write(`Invite for ${JSON.stringify(name)}, valid until ${formatTime(nowSeconds() + lifetime)}, usable once.\n`);
-      io.stderr.write(`Hand it over privately; on the new ${word === 'approver' ? 'device' : 'host'} run \`stillvault ${word} enroll --invite TOKEN\`:\n`);
-      io.stdout.write(`${token}\n`);
+      if (appUrl === undefined) {
+        io.stderr.write(`Hand it over privately; on the new ${word === 'approver' ? 'device' : 'host'} run \`stillvault ${word} enroll --invite TOKEN\`:\n`);
+        io.stdout.write(`${token}\n`);
+        return 0;
+      }
+      const link = webEnrollLink(appUrl, token);
+      io.stderr.write(await QRCode.toString(link, { type: 'terminal', small: true }));
+      io.stderr.write('Hand the link over privately (it carries the one-time code); open it in the browser of the new device, or scan the QR code above:\n');
+      io.stdout.write(`${link}\n`);
       return 0;
     },
   };
+}
+
+/** The web approver that `approver serve` runs with its default --listen. */
+const DEFAULT_WEB_APP = 'http://localhost:8650';
+
+/**
+ * Checks the --app URL. WebAuthn needs a secure context, so the app must be
+ * served over https, or over http from localhost (browsers reject an IP address there).
+ */
+export function webAppUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usageError(`invalid --app URL ${JSON.stringify(text)}`, 'pass the web approver\'s URL, for example --app https://approver.example.com');
+  }
+  const local = url.hostname === 'localhost' || url.hostname.endsWith('.localhost');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
+    throw usageError(`--app ${url.origin} cannot run passkeys: WebAuthn needs https, or http://localhost`, 'serve the app over https, or use --app http://localhost:PORT on the same machine');
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw usageError(`--app ${JSON.stringify(text)} must not contain credentials, a query or a fragment`);
+  }
+  return url;
+}
+
+/** Returns the enrollment link `<app URL>/#enroll=<token>`; the fragment never reaches a server. */
+export function webEnrollLink(app: URL, token: string): string {
+  return `${app.origin}${app.pathname.replace(/\/+$/, '')}/#enroll=${token}`;
 }
 
 export function revokeCommand(kind: MemberKind): Command {

@@ -20,14 +20,15 @@ export async function freePort(): Promise<number> {
 
 export interface BrokerProcess {
   url: string;
+  dataDir: string;
   logs(): string;
   stop(): Promise<void>;
 }
 
-/** Starts `node dist/broker/main.js` on a free port with `--allow-origin` for the app. */
-export async function spawnBroker(allowOrigin: string): Promise<BrokerProcess> {
+/** Starts `node dist/broker/main.js` on a free port with `--allow-origin` for the app, plus `extraArgs`. */
+export async function spawnBroker(allowOrigin: string, extraArgs: string[] = []): Promise<BrokerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sv-web-broker-'));
-  const args = ['dist/broker/main.js', '--listen', '127.0.0.1:0', '--data', dataDir, '--sweep-interval-ms', '200', '--allow-origin', allowOrigin];
+  const args = ['dist/broker/main.js', '--listen', '127.0.0.1:0', '--data', dataDir, '--sweep-interval-ms', '200', '--allow-origin', allowOrigin, ...extraArgs];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -44,6 +45,7 @@ export async function spawnBroker(allowOrigin: string): Promise<BrokerProcess> {
   });
   return {
     url,
+    dataDir,
     logs: () => stderr,
     stop: async () => {
       if (child.exitCode !== null) return;

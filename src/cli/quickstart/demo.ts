@@ -5,13 +5,20 @@ import type { ChildProcess } from 'node:child_process';
 import type { CliIo } from '../command.js';
 import { CliError } from '../errors.js';
 import { ChildSet, exitOf, waitForLine } from './children.js';
+import { enrollWebApprover, freeLocalhostPort, startWebApprover, type Confirm } from './web.js';
 
 /** What the quickstart needs from its caller. */
 export interface DemoOptions {
   directory: string;
   passphrase: string;
-  /** The approval decision when stdin is not a terminal; undefined means the approver asks on the terminal. */
+  /** Which approver alice uses: `stillvault approve` in this terminal, or the web app in a browser. */
+  approver: 'terminal' | 'web';
+  /** The terminal approver's decision when stdin is not a terminal; undefined means the approver asks on the terminal. */
   scriptedDecision: 'y' | 'n' | undefined;
+  /** Asks the user to confirm the web approver's fingerprints; undefined approves without asking (stdin is not a terminal). */
+  confirm: Confirm;
+  /** Aborted on Ctrl-C, to stop waiting for the browser. */
+  signal: AbortSignal;
 }
 
 export const DEMO_SECRET_PATH = 'demo/api-token';
@@ -43,17 +50,29 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
     ...io.env, STILLVAULT_HOME: home, STILLVAULT_PASSPHRASE: options.passphrase, STILLVAULT_SOCKET: path.join(options.directory, 'run', 'daemon.sock'),
   });
 
+  const web = options.approver === 'web';
   try {
     say('Starting an embedded broker (SQLite)');
-    const brokerUrl = await startBroker(children, path.join(options.directory, 'broker'), io.env);
+    const appPort = web ? await freeLocalhostPort() : undefined;
+    // The web approver receives requests only while it is unlocked, so the broker gives the user 5 minutes, not 30 s, to unlock it.
+    const webArgs = appPort === undefined ? [] : ['--allow-origin', `http://localhost:${appPort}`, '--delivery-window', '300'];
+    const brokerUrl = await startBroker(children, path.join(options.directory, 'broker'), io.env, webArgs);
     io.stderr.write(`broker listening on ${brokerUrl}\n`);
 
     say('Creating the demo org and its Org Identity key');
     const fingerprint = (await children.runCli(['init', '--org', 'demo', '--broker', brokerUrl], envFor(homes.admin))).trim();
     io.stderr.write(`Org Identity fingerprint: ${fingerprint}\n`);
 
-    say('Enrolling approver "alice" (a terminal approver) and host "agent-host"');
-    await enroll(children, 'approver', 'alice', envFor(homes.admin), envFor(homes.approver));
+    if (appPort === undefined) {
+      say('Enrolling approver "alice" (a terminal approver) and host "agent-host"');
+      await enroll(children, 'approver', 'alice', envFor(homes.admin), envFor(homes.approver));
+    } else {
+      say('Serving the web approver (stillvault approver serve)');
+      const appUrl = await startWebApprover(children, appPort, brokerUrl, io.env);
+      io.stderr.write(`approver web app at ${appUrl}\n`);
+      say('Enrolling approver "alice" (the web approver in your browser) and host "agent-host"');
+      await enrollWebApprover(children, { io, adminEnv: envFor(homes.admin), appUrl, name: 'alice', confirm: options.confirm, signal: options.signal });
+    }
     await enroll(children, 'daemon', 'agent-host', envFor(homes.admin), envFor(homes.host));
 
     say(`Writing policy "demo" and the secret ${DEMO_SECRET_PATH}`);
@@ -69,14 +88,20 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
     const agent = startAgent(children, envFor(homes.host), io);
     await waitForLine(agent.stderr, 'the agent\'s request', (line) => (line.includes('waiting for a decision') ? true : undefined), 60_000);
 
-    say('Approver alice decides (terminal approver)');
-    const approverCode = await runApprover(children, envFor(homes.approver), options.scriptedDecision);
+    let approverNote = '';
+    if (web) {
+      say('Approver alice decides (web approver)');
+      io.stderr.write('In the browser: unlock with the passkey, open the request, and approve it (or deny it). Waiting for the decision ...\n');
+    } else {
+      say('Approver alice decides (terminal approver)');
+      approverNote = `, approver exit code ${await runApprover(children, envFor(homes.approver), options.scriptedDecision)}`;
+    }
     const agentCode = await exitOf(agent.child);
 
     say('Result');
     io.stderr.write(agentCode === 0
       ? `The agent received the secret: sha256 prefix ${expectedPrefix} matches, and its output shows *** in place of the value.\n`
-      : `The agent did not get the secret (exit code ${agentCode}, approver exit code ${approverCode}).\n`);
+      : `The agent did not get the secret (exit code ${agentCode}${approverNote}).\n`);
 
     say('Audit trail (stillvault audit tail), then stillvault audit verify');
     io.stdout.write(await children.runCli(['audit', 'tail'], envFor(homes.admin)));
@@ -87,8 +112,8 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
   }
 }
 
-async function startBroker(children: ChildSet, dataDirectory: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const broker = children.spawnCli(['broker', '--listen', '127.0.0.1:0', '--data', dataDirectory], env, { stdio: ['ignore', 'ignore', 'pipe'] });
+async function startBroker(children: ChildSet, dataDirectory: string, env: NodeJS.ProcessEnv, extraArgs: string[]): Promise<string> {
+  const broker = children.spawnCli(['broker', '--listen', '127.0.0.1:0', '--data', dataDirectory, ...extraArgs], env, { stdio: ['ignore', 'ignore', 'pipe'] });
   if (!broker.stderr) throw new CliError('quickstart_step_failed', 'the broker has no stderr pipe');
   return waitForLine(broker.stderr, 'the broker', (line) => logField(line, 'broker started', 'url'));
 }

@@ -13,7 +13,8 @@ export type ApproverErrorCode =
   | 'broker_not_allowed'
   | 'already_decided'
   | 'not_enrolled'
-  | 'certificate_mismatch';
+  | 'certificate_mismatch'
+  | 'push_unavailable';
 
 /** A failure the person using the app can read; `message` is written for them. */
 export class ApproverError extends Error {

@@ -1,87 +1,37 @@
-import { canonicalize, fingerprintOf, fromBase64Url, fromBase64UrlExact, isRecord, utf8Decode } from '../../protocol/index.js';
+import { decodeInviteToken, type InviteToken } from '../../cli/invite.js';
 import { ApproverError } from './errors.js';
 
 /**
  * Parses the invite token from an enrollment link `<app origin>/#enroll=TOKEN`.
- * The format is the one `stillvault approver invite NAME` writes (src/cli/invite.ts):
- * `svinv1.` + base64url(JCS of {v, broker, org, orgName, identityKey, invite,
- * code, kind, name, expires}). That parser imports node:crypto, so this is a
- * browser-safe copy of its checks, plus two more: the JSON must be canonical
- * and the invite must not have expired.
+ * The token is the one `stillvault approver invite NAME --web` writes, and
+ * decodeInviteToken (src/cli/invite.ts, browser-safe) checks it exactly as
+ * the terminal approver does. This adds the expiry check and turns the
+ * CLI's errors into messages for the person holding the phone.
  */
 
-export const INVITE_PREFIX = 'svinv1.';
-const MAX_TOKEN_LENGTH = 4096;
-const MEMBERS = 'broker,code,expires,identityKey,invite,kind,name,org,orgName,v';
+export type Invite = InviteToken & { kind: 'device' };
 
-export interface Invite {
-  v: 1;
-  broker: string;
-  org: string;
-  orgName: string;
-  identityKey: string;
-  invite: string;
-  code: string;
-  kind: 'device';
-  name: string;
-  expires: number;
-}
-
-function invalid(reason: string): ApproverError {
-  return new ApproverError('invite_invalid', `This enrollment link is not valid: ${reason}. Ask your admin for a new link.`);
-}
-
-function stringField(record: Record<string, unknown>, name: string, max: number): string {
-  const value = record[name];
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) throw invalid(`${name} is missing or too long`);
-  return value;
+function coded(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : '';
 }
 
 /** Decodes and checks an invite token. Throws ApproverError('invite_invalid' | 'invite_expired' | 'untrusted_signer'). */
 export function parseInvite(text: string, now: number): Invite {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith(INVITE_PREFIX)) throw invalid(`the token must start with ${INVITE_PREFIX}`);
-  if (trimmed.length > MAX_TOKEN_LENGTH) throw invalid('the token is too long');
-  let json: string;
-  let value: unknown;
+  let token: InviteToken;
   try {
-    json = utf8Decode(fromBase64Url(trimmed.slice(INVITE_PREFIX.length), 'invite token'));
-    value = JSON.parse(json);
-  } catch {
-    throw invalid('the token is not base64url-encoded JSON');
+    token = decodeInviteToken(text, 'device');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    switch (coded(error)) {
+      case 'untrusted_signer':
+        throw new ApproverError('untrusted_signer', `${reason}. Do not use this link; ask your admin for a new one over a channel you trust.`, { cause: error });
+      case 'invite_wrong_kind':
+        throw new ApproverError('invite_invalid', 'This enrollment link enrolls a daemon host, not an approver. Ask your admin for an approver link.', { cause: error });
+      default:
+        throw new ApproverError('invite_invalid', `This enrollment link is not valid (${reason}). Ask your admin for a new link.`, { cause: error });
+    }
   }
-  if (!isRecord(value)) throw invalid('the token is not a JSON object');
-  const members = Object.keys(value).sort().join(',');
-  if (members !== MEMBERS) throw invalid(`unexpected members ${members}`);
-  if (canonicalize(value) !== json) throw invalid('the token is not canonical JSON');
-  if (value.v !== 1) throw invalid(`unsupported version ${JSON.stringify(value.v)}`);
-  if (value.kind !== 'device') throw invalid('it enrolls a daemon host, not an approver');
-  if (typeof value.expires !== 'number' || !Number.isSafeInteger(value.expires)) throw invalid('expires must be an integer');
-
-  const invite: Invite = {
-    v: 1,
-    broker: stringField(value, 'broker', 2048),
-    org: stringField(value, 'org', 43),
-    orgName: stringField(value, 'orgName', 128),
-    identityKey: stringField(value, 'identityKey', 43),
-    invite: stringField(value, 'invite', 64),
-    code: stringField(value, 'code', 64),
-    kind: 'device',
-    name: stringField(value, 'name', 128),
-    expires: value.expires,
-  };
-  if (!/^https?:\/\//.test(invite.broker)) throw invalid('broker must be an http or https URL');
-  if (now > invite.expires) throw new ApproverError('invite_expired', 'This enrollment link has expired. Ask your admin for a new one.');
-
-  let identityKey: Uint8Array;
-  try {
-    identityKey = fromBase64UrlExact(invite.identityKey, 32, 'identityKey');
-  } catch {
-    throw invalid('identityKey is not a 32-byte base64url key');
-  }
-  const fingerprint = fingerprintOf(identityKey);
-  if (fingerprint !== invite.org) {
-    throw new ApproverError('untrusted_signer', `The link names org ${invite.org}, but its identity key has fingerprint ${fingerprint}. Do not use it; ask your admin for a new link over a channel you trust.`);
-  }
-  return invite;
+  if (now > token.expires) throw new ApproverError('invite_expired', 'This enrollment link has expired. Ask your admin for a new one.');
+  return { ...token, kind: 'device' };
 }

@@ -2,6 +2,7 @@ import { displayFingerprint } from '../../protocol/index.js';
 import { showEnrollScreen, showPendingScreen, trustOf, type AppConfig } from './enroll.js';
 import { errorCode, errorMessage } from './errors.js';
 import { showRequestDetail, showRequestList } from './screens.js';
+import { enablePush, pushPermitted, pushSupported } from './push.js';
 import { Session } from './session.js';
 import { clearState, loadState, type ApproverState } from './state.js';
 import { announce, button, fields, h, notice, showScreen } from './ui.js';
@@ -26,10 +27,18 @@ function renderList(): void {
   if (session === null) return;
   view = { screen: 'list' };
   const notes = settledNotes.splice(0);
+  const current = session;
   showRequestList(session, notes, {
     open: (id) => { renderDetail(id); },
     lock: () => { session?.lock('locked by you'); },
+    enableNotifications: pushSupported() && !pushPermitted() ? () => turnOnPush(current) : null,
   });
+}
+
+function turnOnPush(current: Session): Promise<void> {
+  const token = current.client.token;
+  if (token === null) return Promise.reject(new Error('the session is locked'));
+  return enablePush(current.state.broker, current.state.org, token);
 }
 
 function renderDetail(id: string): void {
@@ -74,6 +83,8 @@ function showLocked(state: ApproverState, message?: string): void {
         },
       });
       renderList();
+      // Renews the stored subscription at each unlock once the user has allowed notifications; failures only mean no pushes.
+      if (pushPermitted()) turnOnPush(session).catch(() => undefined);
       const count = session.requests.size;
       announce(count === 0 ? 'Unlocked. No pending requests.' : `Unlocked. ${count} pending request${count === 1 ? '' : 's'}.`);
     } catch (error) {
@@ -103,9 +114,31 @@ function showNotEnrolled(): void {
   );
 }
 
+interface TrustedTypesFactory {
+  createPolicy(name: string, rules: { createScriptURL(url: string): string }): { createScriptURL(url: string): unknown };
+}
+
+/**
+ * Returns the service worker's URL as a TrustedScriptURL where the browser
+ * has Trusted Types: the CSP requires them for script URLs, so a plain
+ * string is blocked. The policy accepts exactly '/sw.js'.
+ */
+function serviceWorkerUrl(): string {
+  const factory = (window as { trustedTypes?: TrustedTypesFactory }).trustedTypes;
+  if (factory === undefined) return '/sw.js';
+  const policy = factory.createPolicy('stillvault-service-worker', {
+    createScriptURL(url) {
+      if (url !== '/sw.js') throw new TypeError(`script URL ${url} is not the service worker`);
+      return url;
+    },
+  });
+  // register() accepts the TrustedScriptURL object where TypeScript's DOM types say string.
+  return policy.createScriptURL('/sw.js') as string;
+}
+
 async function boot(): Promise<void> {
   if ('serviceWorker' in navigator) {
-    navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => undefined);
+    navigator.serviceWorker.register(serviceWorkerUrl(), { scope: '/' }).catch(() => undefined);
   }
   const config = await loadConfig();
   let state: ApproverState | null;

@@ -2,7 +2,7 @@ import type { RequestBody } from '../../protocol/index.js';
 import { errorCode, errorMessage } from './errors.js';
 import type { PendingRequest, Session } from './session.js';
 import { announce, button, fields, h, notice, showScreen } from './ui.js';
-import type { VerifiedBundle } from './verify.js';
+import type { VerifiedBundle } from '../../approver/verify.js';
 
 /**
  * The request list and detail screens. The detail screen shows only fields
@@ -36,6 +36,23 @@ function requestSummary(body: RequestBody): string {
 export interface ListCallbacks {
   open: (id: string) => void;
   lock: () => void;
+  /** Turns on Web Push notifications; null when they are on already or the browser has none. */
+  enableNotifications: (() => Promise<void>) | null;
+}
+
+function notificationsControl(enable: () => Promise<void>): HTMLElement {
+  const status = h('div', { 'aria-live': 'polite' });
+  const turnOn = button('Notify me while locked', () => {
+    turnOn.disabled = true;
+    enable().then(() => {
+      turnOn.remove();
+      status.replaceChildren(notice('ok', 'Notifications are on. They name no secret, only that a request is waiting.'));
+    }, (error: unknown) => {
+      turnOn.disabled = false;
+      status.replaceChildren(notice('error', h('strong', {}, 'Notifications not turned on. '), errorMessage(error), ` (${errorCode(error)})`));
+    });
+  });
+  return h('div', {}, turnOn, status);
 }
 
 /** Renders the live list of pending requests. `notes` are settled-elsewhere messages to show once. */
@@ -54,6 +71,7 @@ export function showRequestList(session: Session, notes: string[], callbacks: Li
     ...notes.map((text) => notice('info', text)),
     items.length === 0 ? h('p', {}, 'No pending requests. New requests appear here as they arrive.') : list,
     h('div', { class: 'actions' }, button('Lock', callbacks.lock)),
+    callbacks.enableNotifications === null ? null : notificationsControl(callbacks.enableNotifications),
   );
 }
 

@@ -7,7 +7,7 @@ import { ApproverError } from './errors.js';
 import { deriveDeviceKeys, wipeDeviceKeys, type DeviceKeys } from './keys.js';
 import { LiveConnection } from './live.js';
 import { saveState, type ApproverState } from './state.js';
-import { verifyBundle, type VerifiedBundle } from './verify.js';
+import { recordSeenVersions, verifyBundle, type VerifiedBundle } from '../../approver/verify.js';
 import { evaluatePrf } from './webauthn.js';
 
 /**
@@ -187,19 +187,17 @@ export class Session {
   }
 
   #verify(bundle: RequestBundle): Promise<VerifiedBundle> {
-    return verifyBundle(bundle, {
-      trust: this.trust, deviceCert: this.deviceCert, now: nowSeconds(), decided: new Set(this.state.decided),
-      secretVersions: this.state.secretVersions, policyVersions: this.state.policyVersions, revocations: this.#revocations,
-    });
+    const seen = {
+      policyVersions: this.state.policyVersions,
+      secretVersions: this.state.secretVersions,
+      requests: Object.fromEntries(this.state.decided.map((id) => [id, true])),
+    };
+    return verifyBundle(bundle, { trust: this.trust, device: this.deviceCert, seen, revocations: this.#revocations, now: nowSeconds() });
   }
 
   #remember(verified: VerifiedBundle): void {
     this.state.decided.push(verified.request.body.id);
-    const policy = verified.policy.body;
-    this.state.policyVersions[policy.name] = Math.max(this.state.policyVersions[policy.name] ?? 0, policy.version);
-    for (const secret of verified.secrets) {
-      this.state.secretVersions[secret.body.path] = Math.max(this.state.secretVersions[secret.body.path] ?? 0, secret.body.version);
-    }
+    recordSeenVersions(this.state, verified);
     saveState(this.state);
   }
 
