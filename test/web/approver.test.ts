@@ -1,7 +1,8 @@
 // End to end in real Chromium: a real broker process, the built approver
 // bundle served by its own server, a WebAuthn virtual authenticator with PRF,
 // and the admin and consumer sides done with the protocol core through the
-// broker API. Screenshots for docs/approver.md are saved to docs/img/.
+// broker API. Screenshots go to test-results/screenshots/; with
+// STILLVAULT_UPDATE_SCREENSHOTS=1 they replace the ones docs/approver.md shows in docs/img/.
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,10 @@ import { startApproverServer, type RunningApproverServer } from '../../src/web/s
 import { addVirtualAuthenticator, describeBrowser, launchBrowser, type Browser } from './browser.js';
 import { freePort, spawnBroker, startRelay, type BrokerProcess, type Relay } from './helpers.js';
 
-const IMAGES = join(import.meta.dirname, '../../docs/img');
+const IMAGES = process.env.STILLVAULT_UPDATE_SCREENSHOTS === '1'
+  ? join(import.meta.dirname, '../../docs/img')
+  : join(import.meta.dirname, '../../test-results/screenshots');
+mkdirSync(IMAGES, { recursive: true });
 const SECRET_PATH = 'prod/db/url';
 const SECRET_TEXT = 'postgres://app:not-a-real-password@db/prod';
 
