@@ -2,10 +2,11 @@
 // broker process, real `node dist/cli/main.js` processes with their own
 // STILLVAULT_HOME, and a consumer simulated with the protocol's own code and
 // the host key `stillvault daemon enroll` wrote.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnBroker as spawnBrokerProcess, type BrokerProcess } from '../broker/fixtures.js';
 import { BrokerClient } from '../../src/broker/client.js';
 import { loadHostKey, type DaemonState } from '../../src/local/state.js';
 import {
@@ -25,42 +26,11 @@ export function tempHome(label: string): string {
   return mkdtempSync(join(tmpdir(), `sv-${label}-`));
 }
 
-export interface BrokerProcess {
-  url: string;
-  dataDir: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
+export type { BrokerProcess };
 
-/** Starts `node dist/broker/main.js` on a free port and waits for its start log line. */
-export async function spawnBroker(dataDir = tempHome('broker'), listen = '127.0.0.1:0'): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, ['dist/broker/main.js', '--listen', listen, '--data', dataDir, '--sweep-interval-ms', '200'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`broker did not start within 20 s:\n${stderr}`)); }, 20_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-      const match = /"event":"start"[^\n]*"url":"([^"]+)"/.exec(stderr);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`broker exited with ${String(code)}:\n${stderr}`)); });
-  });
-  return {
-    url,
-    dataDir,
-    child,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+/** Starts `node dist/broker/main.js` on a free port (or `listen`) and waits for its start log line. */
+export function spawnBroker(dataDir = tempHome('broker'), listen = '127.0.0.1:0'): Promise<BrokerProcess> {
+  return spawnBrokerProcess({ dataDir, listen });
 }
 
 export interface CliResult {

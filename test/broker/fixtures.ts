@@ -37,12 +37,14 @@ export interface BrokerSpawnOptions {
   deliveryWindowSeconds?: number;
   maxPending?: number;
   ratePerMinute?: number;
+  listen?: string;
+  extraArgs?: string[];
 }
 
 /** Starts `node dist/broker/main.js` on a free port and waits for its start log line. */
 export async function spawnBroker(options: BrokerSpawnOptions = {}): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sv-broker-'));
-  const args = ['dist/broker/main.js', '--listen', '127.0.0.1:0', '--data', dataDir, '--sweep-interval-ms', '200'];
+  const args = ['dist/broker/main.js', '--listen', options.listen ?? '127.0.0.1:0', '--data', dataDir, '--sweep-interval-ms', '200', ...(options.extraArgs ?? [])];
   if (options.database !== undefined) args.push('--database', options.database);
   if (options.deliveryWindowSeconds !== undefined) args.push('--delivery-window', String(options.deliveryWindowSeconds));
   if (options.maxPending !== undefined) args.push('--max-pending', String(options.maxPending));

@@ -2,12 +2,9 @@
 // that sends CORS headers for the app's origin, the app's own static server, and
 // a relay between the app and the broker that can tamper with what the
 // broker delivers.
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnBroker as spawnBrokerProcess, type BrokerProcess } from '../broker/fixtures.js';
 import WebSocket, { WebSocketServer } from 'ws';
 
 export async function freePort(): Promise<number> {
@@ -18,42 +15,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export interface BrokerProcess {
-  url: string;
-  dataDir: string;
-  logs(): string;
-  stop(): Promise<void>;
-}
+export type { BrokerProcess };
 
 /** Starts `node dist/broker/main.js` on a free port with `--allow-origin` for the app, plus `extraArgs`. */
-export async function spawnBroker(allowOrigin: string, extraArgs: string[] = []): Promise<BrokerProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'sv-web-broker-'));
-  const args = ['dist/broker/main.js', '--listen', '127.0.0.1:0', '--data', dataDir, '--sweep-interval-ms', '200', '--allow-origin', allowOrigin, ...extraArgs];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`broker did not start within 20 s:\n${stderr}`)); }, 20_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-      const match = /"event":"start"[^\n]*"url":"([^"]+)"/.exec(stderr);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`broker exited with ${String(code)}:\n${stderr}`)); });
-  });
-  return {
-    url,
-    dataDir,
-    logs: () => stderr,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+export function spawnBroker(allowOrigin: string, extraArgs: string[] = []): Promise<BrokerProcess> {
+  return spawnBrokerProcess({ extraArgs: ['--allow-origin', allowOrigin, ...extraArgs] });
 }
 
 /** A message rewriter for the relay; it gets parsed JSON and returns what to send on. */
