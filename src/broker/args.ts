@@ -1,17 +1,8 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, type BrokerOptions } from './index.js';
+import { BROKER_HELP } from './help.js';
+import type { BrokerOptions } from './index.js';
 
-/** Command-line options of `stillvault broker`, shared by the CLI and `node dist/broker/main.js`. */
-export const BROKER_HELP = `usage: stillvault broker [options]
-  --listen HOST:PORT        address to listen on (default ${DEFAULT_LISTEN}; port 0 picks a free port)
-  --data DIR                broker key and SQLite database (default ${DEFAULT_DATA_DIR})
-  --database URL            postgres://user@host:port/db[?schema=NAME] instead of SQLite
-  --delivery-window SECONDS fail a request no approver received after this long (default 30)
-  --max-pending N           pending requests per consumer (default 16)
-  --rate-per-minute N       requests per consumer per minute (default 60)
-  --allow-origin ORIGIN     answer CORS for this web origin, e.g. the approver web app's (repeatable; default none)
-  --allow-http-push-endpoints  accept http:// Web Push endpoints, not only https:// (for tests with a local push service)
-`;
+export { BROKER_HELP };
 
 function positiveNumber(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;

@@ -8,6 +8,7 @@ import { createRequestListener } from './http.js';
 import { Hub } from './hub.js';
 import { loadOrCreateBrokerKey } from './key.js';
 import { Metrics } from './metrics.js';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN } from './help.js';
 import { DEFAULT_PUSH_OPTIONS, loadOrCreateVapidKeys, PushSender, type PushOptions } from './push.js';
 import { sweep } from './requests.js';
 import { migrate } from './schema.js';
@@ -34,8 +35,7 @@ export interface RunningBroker {
   close(): Promise<void>;
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:8640';
-export const DEFAULT_DATA_DIR = './stillvault-broker-data';
+export { DEFAULT_DATA_DIR, DEFAULT_LISTEN };
 
 function parseListen(listen: string): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(listen);

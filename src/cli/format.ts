@@ -34,16 +34,32 @@ export function writeJson(io: CliIo, value: unknown): void {
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
-/** Parses a duration such as 30s, 15m, 2h or 1d into seconds. */
-export function parseDuration(text: string, option: string): number {
-  const match = /^(\d{1,9})([smhd])$/.exec(text.trim());
-  const unit = match?.[2];
-  if (match?.[1] === undefined || unit === undefined) {
-    throw usageError(`invalid ${option} ${JSON.stringify(text)}: expected a number and a unit, for example 30s, 15m, 2h or 1d`);
+/**
+ * Parses a duration into seconds: a number with a unit (30s, 15m, 2h, 1d) or
+ * a bare number of seconds (600). Throws a usage error naming `option` when
+ * the text is invalid, zero, or above `maxSeconds`.
+ */
+export function parseDuration(text: string, option: string, maxSeconds?: number): number {
+  const match = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
+  const digits = match?.[1];
+  if (match === null || digits === undefined) {
+    throw usageError(`invalid ${option} ${JSON.stringify(text)}: expected seconds or a number with a unit, for example 600, 30s, 15m, 2h or 1d`);
   }
-  const seconds = Number(match[1]) * (DURATION_UNITS[unit] ?? 1);
+  const unit = match[2] === '' || match[2] === undefined ? 's' : match[2];
+  const seconds = Number(digits) * (DURATION_UNITS[unit] ?? 1);
   if (seconds <= 0) throw usageError(`${option} must be longer than zero`);
+  if (maxSeconds !== undefined && seconds > maxSeconds) {
+    throw usageError(`${option} ${text} is longer than the maximum of ${formatDuration(maxSeconds)}`);
+  }
   return seconds;
+}
+
+/** Maximum lease an agent may request: 30 days in seconds, the protocol's limit for a policy's maximum lease. */
+export const MAX_LEASE_SECONDS = 30 * 86_400;
+
+/** Parses an agent command's `--lease` option; undefined when it was not given. */
+export function parseLeaseOption(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseDuration(text, '--lease', MAX_LEASE_SECONDS);
 }
 
 /** Formats seconds the way parseDuration reads them, choosing the largest exact unit. */

@@ -1,7 +1,7 @@
 import {
   canonicalize, fingerprintOf, fromBase64Url, fromBase64UrlExact, isRecord, sha256, toBase64Url, utf8Decode, utf8Encode,
 } from '../protocol/index.js';
-import { CliError } from './errors.js';
+import { CliError, USAGE_EXIT_CODE } from './errors.js';
 
 /**
  * Invite tokens: what an admin hands to a new approver or daemon host out of
@@ -46,6 +46,7 @@ export function encodeInviteToken(token: InviteToken): string {
 
 function invalid(reason: string): CliError {
   return new CliError('invite_invalid', `invalid invite token: ${reason}`, {
+    exitCode: USAGE_EXIT_CODE,
     hint: 'ask the admin for a new token (`stillvault approver invite NAME` or `stillvault daemon invite NAME`) and paste it whole',
   });
 }
@@ -84,6 +85,7 @@ export function decodeInviteToken(text: string, expectedKind: InviteToken['kind'
   if (kind !== 'device' && kind !== 'consumer') throw invalid('kind must be device or consumer');
   if (kind !== expectedKind) {
     throw new CliError('invite_wrong_kind', `this invite is for ${kind === 'device' ? 'an approver' : 'a daemon'}`, {
+      exitCode: USAGE_EXIT_CODE,
       hint: kind === 'device' ? 'run `stillvault approver enroll --invite TOKEN`' : 'run `stillvault daemon enroll --invite TOKEN`',
     });
   }

@@ -23,18 +23,33 @@ export async function readPassphrase(io: CliIo, prompt: string, options: { confi
   return first;
 }
 
-/** Reads one line from a TTY without echoing it. */
+/**
+ * Input read past the end of a line, per stdin stream: a paste such as
+ * `pp1\npp1\n` arrives as one chunk, and the second line belongs to the
+ * next readHidden call. `afterCarriageReturn` is set when the last line
+ * ended in \r, so a \n that follows it does not end an empty line.
+ */
+interface PendingInput {
+  text: string;
+  afterCarriageReturn: boolean;
+}
+
+const pendingInput = new WeakMap<object, PendingInput>();
+
+/**
+ * Reads one line from a TTY without echoing it. Characters after the line
+ * end are kept for the next call on the same stream.
+ */
 export function readHidden(io: CliIo, prompt: string): Promise<string> {
   const stdin = io.stdin;
+  const pending = pendingInput.get(stdin) ?? { text: '', afterCarriageReturn: false };
+  pendingInput.set(stdin, pending);
   const setRawMode = (mode: boolean): void => {
     stdin.setRawMode?.(mode);
   };
   io.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let value = '';
-    setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
     const finish = (error?: Error): void => {
       setRawMode(false);
       stdin.pause();
@@ -43,21 +58,43 @@ export function readHidden(io: CliIo, prompt: string): Promise<string> {
       if (error) reject(error);
       else resolve(value);
     };
-    const onData = (chunk: string): void => {
+    /** Consumes characters until a line ends and keeps the rest of `chunk` for the next call. Returns true when the line ended. */
+    const consume = (chunk: string): boolean => {
+      let offset = 0;
       for (const char of chunk) {
+        offset += char.length;
+        if (char === '\n' && pending.afterCarriageReturn) {
+          pending.afterCarriageReturn = false;
+          continue;
+        }
+        pending.afterCarriageReturn = false;
         if (char === '\r' || char === '\n') {
+          pending.afterCarriageReturn = char === '\r';
+          pending.text = chunk.slice(offset);
           finish();
-          return;
+          return true;
         }
         if (char === '\u0003') {
+          pending.text = '';
           finish(new CliError('interrupted', 'interrupted', { exitCode: 130 }));
-          return;
+          return true;
         }
         if (char === '\u007f' || char === '\b') value = value.slice(0, -1);
         else value += char;
       }
+      return false;
     };
+    const onData = (chunk: string): void => {
+      consume(chunk);
+    };
+
+    const leftover = pending.text;
+    pending.text = '';
+    if (consume(leftover)) return;
+    setRawMode(true);
+    stdin.setEncoding('utf8');
     stdin.on('data', onData);
+    stdin.resume();
   });
 }
 

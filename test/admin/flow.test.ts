@@ -131,7 +131,7 @@ describe('admin CLI and terminal approver, end to end', () => {
     const result = await cli(world.admin, ['policy', 'set', 'other', '--paths', 'other/**', '--approvers', 'nobody']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('no enrolled approver named "nobody"');
-    const usage = await cli(world.admin, ['policy', 'set', 'other', '--paths', 'other/**', '--approvers', 'ben', '--max-lease', '10']);
+    const usage = await cli(world.admin, ['policy', 'set', 'other', '--paths', 'other/**', '--approvers', 'ben', '--max-lease', '10x']);
     expect(usage.code).toBe(2);
   });
 

@@ -59,8 +59,12 @@ describe('durations', () => {
     expect(formatDuration(90)).toBe('90s');
   });
 
-  it('rejects zero, bare numbers and unknown units', () => {
-    for (const text of ['0s', '15', '1w', '-1m', '']) expect(codeOf(() => parseDuration(text, '--x'))).toBe('usage');
+  it('reads a bare number as seconds', () => {
+    expect(parseDuration('15', '--x')).toBe(15);
+  });
+
+  it('rejects zero and unknown units', () => {
+    for (const text of ['0s', '0', '1w', '-1m', '']) expect(codeOf(() => parseDuration(text, '--x'))).toBe('usage');
   });
 });
 

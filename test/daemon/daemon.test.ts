@@ -114,7 +114,7 @@ describe('stillvault get', () => {
 
   it('rejects an invalid variable name', async () => {
     const result = await runCli(['get', 'prod/canary', '--format', 'env', '--name', '1BAD'], { env: daemonEnv(world) });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stdout.length).toBe(0);
     expect(result.stderr).toContain('not a valid shell variable name');
   });

@@ -1,8 +1,12 @@
 import type { CliIo, Command } from '../command.js';
 import { parseCommandArgs } from '../command.js';
 import { CliError, usageError } from '../errors.js';
+import { MAX_LEASE_SECONDS, parseDuration } from '../format.js';
 
-const USAGE = 'stillvault daemon [--socket PATH] [--broker URL] [--rules FILE] [--group NAME] [--lease SECONDS] [--request-timeout SECONDS]';
+/** Longest a request may wait for an approver: 15 minutes. */
+const MAX_REQUEST_TIMEOUT_SECONDS = 900;
+
+const USAGE = 'stillvault daemon [--socket PATH] [--broker URL] [--rules FILE] [--group NAME] [--lease DURATION] [--request-timeout DURATION]';
 
 /** `stillvault daemon`: runs the consumer daemon in the foreground until SIGINT or SIGTERM. */
 export const daemonRunCommand: Command = {
@@ -32,8 +36,8 @@ export const daemonRunCommand: Command = {
         ...(values.broker === undefined ? {} : { broker: values.broker }),
         ...(values.rules === undefined ? {} : { rulesFile: values.rules }),
         ...(values.group === undefined ? {} : { group: resolveGroup(values.group) }),
-        ...(values.lease === undefined ? {} : { defaultLeaseSeconds: seconds(values.lease, '--lease', 30 * 24 * 3600) }),
-        ...(values['request-timeout'] === undefined ? {} : { requestLifetimeSeconds: seconds(values['request-timeout'], '--request-timeout', 900) }),
+        ...(values.lease === undefined ? {} : { defaultLeaseSeconds: parseDuration(values.lease, '--lease', MAX_LEASE_SECONDS) }),
+        ...(values['request-timeout'] === undefined ? {} : { requestLifetimeSeconds: parseDuration(values['request-timeout'], '--request-timeout', MAX_REQUEST_TIMEOUT_SECONDS) }),
       });
     } catch (error) {
       throw startFailure(error);
@@ -44,14 +48,6 @@ export const daemonRunCommand: Command = {
     return 0;
   },
 };
-
-function seconds(text: string, option: string, max: number): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
-    throw usageError(`${option} must be a whole number of seconds from 1 to ${max}, got ${JSON.stringify(text)}`);
-  }
-  return value;
-}
 
 /** Turns a DaemonError into a CliError, moving a `Hint:` sentence of its message to the hint line. */
 function startFailure(error: unknown): unknown {

@@ -1,11 +1,12 @@
 import type { CliIo, Command } from '../command.js';
 import { parseCommandArgs } from '../command.js';
-import { daemonSocketPath, parseLeaseOption, printProgress, requestSecrets } from '../daemon-client.js';
+import { daemonSocketPath, printProgress, requestSecrets } from '../daemon-client.js';
+import { parseLeaseOption } from '../format.js';
 import { usageError } from '../errors.js';
 import { formatSecret, type OutputFormat } from '../shellfmt.js';
 import { checkSecretPath } from '../../protocol/paths.js';
 
-const USAGE = 'stillvault get PATH [--reason TEXT] [--format raw|json|env|sh] [--name VAR] [--lease SECONDS] [--socket PATH]';
+const USAGE = 'stillvault get PATH [--reason TEXT] [--format raw|json|env|sh] [--name VAR] [--lease DURATION] [--socket PATH]';
 const FORMATS = ['raw', 'json', 'env', 'sh'] as const;
 
 /** `stillvault get PATH`: requests one secret from the daemon and writes its value to stdout. */
@@ -31,6 +32,8 @@ export const getCommand: Command = {
     }
     const format = parseFormat(values.format);
     const name = format === 'raw' ? undefined : (values.name ?? variableNameOf(secretPath));
+    if (values.name !== undefined) checkVariableName(values.name, true);
+    else if ((format === 'env' || format === 'sh') && name !== undefined) checkVariableName(name, false);
     const leaseSeconds = parseLeaseOption(values.lease);
 
     const secrets = await requestSecrets(
@@ -57,6 +60,19 @@ function parseFormat(text: string | undefined): 'raw' | OutputFormat {
   const format = FORMATS.find((candidate) => candidate === text);
   if (format === undefined) throw usageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(text)}`);
   return format;
+}
+
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Rejects an invalid shell variable name before the daemon is asked, so a
+ * typo costs no approval. `given` tells whether it came from --name or was
+ * derived from the path.
+ */
+function checkVariableName(name: string, given: boolean): void {
+  if (SHELL_NAME.test(name)) return;
+  const source = given ? `--name ${JSON.stringify(name)}` : `the variable name ${JSON.stringify(name)} derived from the path`;
+  throw usageError(`${source} is not a valid shell variable name`, 'pass --name VAR with letters, digits and _, not starting with a digit');
 }
 
 /**

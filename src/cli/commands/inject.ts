@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { CliIo, Command } from '../command.js';
 import { parseCommandArgs } from '../command.js';
-import { daemonSocketPath, parseLeaseOption, printProgress, requestSecrets } from '../daemon-client.js';
+import { daemonSocketPath, printProgress, requestSecrets } from '../daemon-client.js';
+import { parseLeaseOption } from '../format.js';
 import { CliError, usageError } from '../errors.js';
 import { findTemplateRefs, renderTemplate } from '../refs.js';
 import { writeFileAtomic } from '../../local/files.js';
 
-const USAGE = 'stillvault inject -i TEMPLATE [-o OUT] [--reason TEXT] [--lease SECONDS] [--socket PATH]';
+const USAGE = 'stillvault inject -i TEMPLATE [-o OUT] [--reason TEXT] [--lease DURATION] [--socket PATH]';
 
 /**
  * `stillvault inject`: replaces every `{{ sv://PATH }}` in a template with
@@ -34,7 +35,7 @@ export const injectCommand: Command = {
     try {
       template = await readFile(values.in);
     } catch (cause) {
-      throw new CliError('template_unreadable', `reading template ${values.in} failed: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+      throw templateError(values.in, cause);
     }
     const paths = [...new Set(findTemplateRefs(template).map((ref) => ref.path))];
     const secrets = paths.length === 0
@@ -56,6 +57,17 @@ export const injectCommand: Command = {
     return 0;
   },
 };
+
+/** Turns a failed read of the template into an error that names the file and says what to check. */
+function templateError(file: string, cause: unknown): CliError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return new CliError('template_not_found', `template ${file} not found`, { hint: 'check the path given to -i; it is relative to the current directory', cause });
+  }
+  if (code === 'EISDIR') return new CliError('template_unreadable', `template ${file} is a directory`, { hint: 'pass a file to -i', cause });
+  if (code === 'EACCES') return new CliError('template_unreadable', `no permission to read template ${file}`, { cause });
+  return new CliError('template_unreadable', `reading template ${file} failed: ${code ?? (cause as Error).message}`, { cause });
+}
 
 function write(stream: NodeJS.WritableStream, bytes: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {

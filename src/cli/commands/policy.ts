@@ -1,8 +1,8 @@
 import { checkPathGlob, ProtocolError, signPolicy, type RequesterRule } from '../../protocol/index.js';
 import { findByName, loadVerifiedMembers, loadVerifiedPolicies, withAdminSession, type VerifiedMembers } from '../admin.js';
 import { parseCommandArgs, type CliIo, type Command } from '../command.js';
-import { CliError, usageError } from '../errors.js';
-import { formatDuration, nowSeconds, parseDuration, parseFormat, writeJson, writeTable } from '../format.js';
+import { CliError, USAGE_EXIT_CODE, usageError } from '../errors.js';
+import { formatDuration, MAX_LEASE_SECONDS, nowSeconds, parseDuration, parseFormat, writeJson, writeTable } from '../format.js';
 import { latestSecrets } from './secret.js';
 
 const SET_USAGE = 'stillvault policy set NAME --paths GLOB[,GLOB] --approvers NAME[,NAME] [--quorum 1] [--max-lease 15m] [--consumers NAME[,NAME]|*] [--requesters RULE]...';
@@ -65,11 +65,14 @@ async function set(argv: string[], io: CliIo): Promise<number> {
     }
   }
   const quorum = values.quorum === undefined ? 1 : Number(values.quorum);
-  if (!Number.isSafeInteger(quorum) || quorum < 1) throw usageError(`invalid --quorum ${JSON.stringify(values.quorum)}`);
+  if (!Number.isSafeInteger(quorum) || quorum < 1) throw usageError(`invalid --quorum ${JSON.stringify(values.quorum)}: expected a whole number of at least 1`);
   if (quorum > 1) {
-    throw new CliError('not_implemented', 'policies with --quorum above 1 (M-of-N) are not supported yet', { hint: 'use --quorum 1: any one listed approver decides' });
+    throw new CliError('not_implemented', `--quorum ${quorum}: quorum above 1 is not supported yet`, {
+      hint: 'use --quorum 1, so any one listed approver decides',
+      exitCode: USAGE_EXIT_CODE,
+    });
   }
-  const maxLeaseSeconds = parseDuration(values['max-lease'] ?? '15m', '--max-lease');
+  const maxLeaseSeconds = parseDuration(values['max-lease'] ?? '15m', '--max-lease', MAX_LEASE_SECONDS);
   const requesters = (values.requesters ?? ['any']).map(parseRequesterRule);
 
   const stored = await withAdminSession(io, async (session) => {

@@ -1,13 +1,14 @@
 import { isUtf8 } from 'node:buffer';
 import type { CliIo, Command } from '../command.js';
-import { parseCommandArgs } from '../command.js';
-import { daemonSocketPath, parseLeaseOption, printProgress, requestSecrets } from '../daemon-client.js';
+import { isUnknownOptionError, parseCommandArgs } from '../command.js';
+import { daemonSocketPath, printProgress, requestSecrets } from '../daemon-client.js';
+import { parseLeaseOption } from '../format.js';
 import { readEnvFile } from '../envfile.js';
-import { CliError, usageError } from '../errors.js';
+import { CliError, USAGE_EXIT_CODE, usageError } from '../errors.js';
 import { runChild } from '../exec.js';
 import { parseSecretRef } from '../refs.js';
 
-const USAGE = 'stillvault run [--env NAME=sv://PATH]... [--env-file FILE]... [--reason TEXT] [--no-masking] [--lease SECONDS] [--socket PATH] -- CMD [ARGS...]';
+const USAGE = 'stillvault run [--env NAME=sv://PATH]... [--env-file FILE]... [--reason TEXT] [--no-masking] [--lease DURATION] [--socket PATH] -- CMD [ARGS...]';
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** One variable of the child's environment, with where it was set for error messages. */
@@ -29,14 +30,7 @@ export const runCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     const separator = argv.indexOf('--');
     const optionArgs = separator < 0 ? argv : argv.slice(0, separator);
-    const { values, positionals } = parseCommandArgs(optionArgs, {
-      env: { type: 'string', multiple: true },
-      'env-file': { type: 'string', multiple: true },
-      reason: { type: 'string' },
-      'no-masking': { type: 'boolean' },
-      lease: { type: 'string' },
-      socket: { type: 'string' },
-    }, USAGE);
+    const { values, positionals } = parseRunOptions(optionArgs, separator >= 0);
     const commandLine = separator < 0 ? positionals : [...positionals, ...argv.slice(separator + 1)];
     const [command, ...args] = commandLine;
     if (command === undefined) throw usageError('no command given', `usage: ${USAGE}`);
@@ -58,6 +52,30 @@ export const runCommand: Command = {
     }
   },
 };
+
+/**
+ * Parses run's own options. Without `--`, an option meant for CMD (such as
+ * node's -e) reaches this parser, so the error says to put `--` first.
+ */
+function parseRunOptions(optionArgs: string[], hasSeparator: boolean) {
+  try {
+    return parseCommandArgs(optionArgs, {
+      env: { type: 'string', multiple: true },
+      'env-file': { type: 'string', multiple: true },
+      reason: { type: 'string' },
+      'no-masking': { type: 'boolean' },
+      lease: { type: 'string' },
+      socket: { type: 'string' },
+    }, USAGE);
+  } catch (error) {
+    if (hasSeparator || !isUnknownOptionError(error)) throw error;
+    throw new CliError('usage', `${error.message}: if it is an option of the command to run, put -- before the command`, {
+      hint: 'stillvault run [OPTIONS] -- CMD [ARGS...], for example: stillvault run --env TOKEN=sv://prod/token -- node -e "..."',
+      exitCode: USAGE_EXIT_CODE,
+      cause: error,
+    });
+  }
+}
 
 /** Builds the environment: this process's variables, then each env file in order, then --env options; later wins. */
 async function collectEnvironment(processEnv: NodeJS.ProcessEnv, envFiles: string[], options: string[]): Promise<Map<string, EnvValue>> {
@@ -88,7 +106,12 @@ function findReferences(env: Map<string, EnvValue>): Map<string, string> {
       path = parseSecretRef(entry.value);
     } catch (error) {
       const cause = error as CliError;
-      throw new CliError(cause.code, `${name} (set in ${entry.source}): ${cause.message}`, { ...(cause.hint === undefined ? {} : { hint: cause.hint }), cause });
+      // A bad reference in an --env option is an invalid option value, so usage exit code 2.
+      throw new CliError(cause.code, `${name} (set in ${entry.source}): ${cause.message}`, {
+        ...(cause.hint === undefined ? {} : { hint: cause.hint }),
+        exitCode: entry.source === '--env' ? USAGE_EXIT_CODE : cause.exitCode,
+        cause,
+      });
     }
     if (path !== null) refs.set(name, path);
   }
