@@ -50,6 +50,8 @@ export function describeRequest(verified: VerifiedBundle, now: number, grantedLe
     `  command:    ${requester.cmdline.map(quoteArgument).join(' ')}`,
     `  reason (the agent's words, unverified): "${terminalSafe(body.reason)}"`,
     `  lease:      ${formatLease(body.leaseSeconds)} asked${grantedLease < body.leaseSeconds ? `, ${formatLease(grantedLease)} allowed by policy ${terminalSafe(policy.body.name)}` : ''}`,
+    // The daemon serves a lease to any later process with the same uid and executable, not only to the one that asked.
+    `  lease reuse: any process of uid ${requester.uid} running ${terminalSafe(requester.exe)}, for ${formatLease(grantedLease)}`,
     `  time left:  ${formatTimeLeft(body.expires - now)}`,
     `  policy:     ${terminalSafe(policy.body.name)} v${policy.body.version}`,
   ];

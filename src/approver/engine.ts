@@ -5,6 +5,7 @@ import {
 } from '../protocol/index.js';
 import type { ApproverState, SeenState } from '../local/state.js';
 import { describeRequest } from './display.js';
+import { refusalCode } from './errors.js';
 import type { DeviceKeys } from './keys.js';
 import { approverTrust, loadSeenState, saveSeenState, verifiedOwnCertificate, type ApproverPaths } from './state.js';
 import { recordDecision, verifyBundle, type VerifiedBundle } from './verify.js';
@@ -194,7 +195,22 @@ export class ApproverEngine {
     } catch (error) {
       this.refusals++;
       this.#frontEnd.report({ request: requestId, result: 'refused', code: errorCode(error), message: errorMessage(error) });
+      await this.#refuseAtBroker(requestId, error);
       return null;
+    }
+  }
+
+  /**
+   * Tells the broker this device refused the request, so the agent learns it
+   * at once rather than at expiry, and the broker stops listing the request
+   * for this device. Best effort: a failure is shown and the request expires.
+   */
+  async #refuseAtBroker(requestId: string, error: unknown): Promise<void> {
+    try {
+      await this.#ensureToken();
+      await this.#client.refuseRequest(requestId, refusalCode(error));
+    } catch (failure) {
+      this.#frontEnd.show(`could not report the refusal of request ${requestId} to the broker: ${errorMessage(failure)} (${errorCode(failure)})`);
     }
   }
 
@@ -223,6 +239,7 @@ export class ApproverEngine {
 
     const keys = await this.#frontEnd.unlockKeys();
     let approval;
+    let refused: ProtocolError | null = null;
     try {
       approval = decision === 'approve'
         ? await approveRequest({
@@ -235,10 +252,15 @@ export class ApproverEngine {
       if (!(error instanceof ProtocolError)) throw error;
       this.refusals++;
       this.#frontEnd.report({ request: requestId, result: 'refused', code: error.code, message: error.message });
-      return;
+      refused = error;
     } finally {
       keys.wipe();
     }
+    if (refused !== null) {
+      await this.#refuseAtBroker(requestId, refused);
+      return;
+    }
+    if (approval === undefined) throw new Error(`no approval was signed for request ${requestId}`);
 
     recordDecision(seen, verified, verified.request.body.expires + CLOCK_SKEW_SECONDS + FORGET_AFTER_EXPIRY_SECONDS);
     if (auditHead !== null && (seen.auditHead === null || auditHead.seq >= seen.auditHead.seq)) seen.auditHead = auditHead;

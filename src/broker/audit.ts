@@ -9,7 +9,7 @@ export type AuditEventType =
   | 'org-registered' | 'invite-created' | 'enrollment-submitted' | 'enrollment-rejected'
   | 'certificate-stored' | 'revocation-stored' | 'lease-revoked' | 'policy-stored' | 'secret-stored'
   | 'request-created' | 'request-delivered' | 'approval-accepted' | 'approval-rejected'
-  | 'request-expired' | 'request-undelivered' | 'result-acknowledged';
+  | 'request-expired' | 'request-undelivered' | 'request-cancelled' | 'request-refused' | 'result-acknowledged';
 
 /** One link of an org's audit chain. `hash` = hashObject(HASH_CONTEXT.auditEntry, entry). */
 export interface AuditEntry {

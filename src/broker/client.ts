@@ -16,7 +16,7 @@ import type { AuditEntry } from './audit.js';
  */
 
 export type BrokerRole = 'admin' | 'device' | 'consumer';
-export type RequestState = 'pending' | 'released' | 'denied' | 'expired' | 'undelivered';
+export type RequestState = 'pending' | 'released' | 'denied' | 'expired' | 'undelivered' | 'cancelled' | 'refused';
 
 /** A failed call: the broker's stable error code, or `network_error` / `invalid_response`. */
 export class BrokerClientError extends Error {
@@ -76,13 +76,15 @@ export interface RequestStatus {
   request: Signed<RequestBody>;
   approval: Signed<ApprovalBody> | null;
   secrets: Signed<SecretBody>[] | null;
+  /** Codes of the eligible devices that refused the request, one per device. */
+  refusals?: string[];
 }
 
 export type BrokerEvent =
   | { type: 'request'; request: string; bundle: RequestBundle }
   | { type: 'settled'; request: string; state: RequestState; settledBy: string | null }
   | { type: 'delivered'; request: string; delivered: number; eligible: number }
-  | { type: 'result'; request: string; state: RequestState; reason?: string; approval?: Signed<ApprovalBody>; secrets?: Signed<SecretBody>[] }
+  | { type: 'result'; request: string; state: RequestState; reason?: string; codes?: string[]; approval?: Signed<ApprovalBody>; secrets?: Signed<SecretBody>[] }
   | { type: 'error'; code: string; message: string };
 
 /** A live WebSocket session: events arrive in order, `ack` confirms one. */
@@ -211,6 +213,16 @@ export class BrokerClient {
 
   submitApproval(requestId: string, approval: Signed<ApprovalBody>): Promise<{ request: string; state: RequestState }> {
     return this.#call('POST', this.#orgPath(`/requests/${requestId}/approvals`), { approval });
+  }
+
+  /** Ends a pending request this consumer sent (its caller left or its daemon stops). */
+  cancelRequest(requestId: string): Promise<{ request: string; state: 'cancelled' }> {
+    return this.#call('POST', this.#orgPath(`/requests/${requestId}/cancel`), {});
+  }
+
+  /** Tells the broker this device refused a request that failed verification, with the error code. */
+  refuseRequest(requestId: string, code: string): Promise<{ request: string; state: RequestState }> {
+    return this.#call('POST', this.#orgPath(`/requests/${requestId}/refuse`), { code });
   }
 
   auditEntries(after = 0, limit = 1000): Promise<{ entries: { entry: AuditEntry; hash: string }[]; head: Signed<AuditHeadBody> }> {

@@ -8,7 +8,7 @@ import {
   putCertificate, putPolicy, putRevocation, putSecret, registerOrg, rejectEnrollment, signedAuditHead, submitEnrollment,
 } from './org-objects.js';
 import { deletePushSubscription, putPushSubscription } from './push.js';
-import { acknowledgeDelivery, createRequest, getRequest, listPendingRequests, submitApproval } from './requests.js';
+import { acknowledgeDelivery, cancelRequest, createRequest, getRequest, listPendingRequests, refuseRequest, submitApproval } from './requests.js';
 import { isId } from './shape.js';
 import { latestPolicies, latestSecrets } from './store.js';
 
@@ -145,6 +145,12 @@ const ROUTES: Route[] = [
   }),
   route('POST', '/v1/orgs/:org/requests/:id/approvals', ['device'], async function approval(input) {
     return ok(await submitApproval(input.ctx, memberOf(input), input.params.id ?? '', input.body));
+  }),
+  route('POST', '/v1/orgs/:org/requests/:id/cancel', ['consumer'], async function cancel(input) {
+    return ok(await cancelRequest(input.ctx, memberOf(input), input.params.id ?? ''));
+  }),
+  route('POST', '/v1/orgs/:org/requests/:id/refuse', ['device'], async function refuse(input) {
+    return ok(await refuseRequest(input.ctx, memberOf(input), input.params.id ?? '', input.body));
   }),
   route('GET', '/v1/push/vapid-public-key', 'none', function vapidPublicKey({ ctx }) {
     if (ctx.push === undefined) throw new BrokerError(404, 'push_unavailable', 'this broker does not send Web Push notifications');

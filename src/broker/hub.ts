@@ -7,7 +7,7 @@ export type ServerMessage =
   | { type: 'request'; request: string; bundle: unknown }
   | { type: 'settled'; request: string; state: string; settledBy: string | null }
   | { type: 'delivered'; request: string; delivered: number; eligible: number }
-  | { type: 'result'; request: string; state: string; reason?: string; approval?: unknown; secrets?: unknown }
+  | { type: 'result'; request: string; state: string; reason?: string; codes?: string[]; approval?: unknown; secrets?: unknown }
   | { type: 'lease-revoked'; request: string; revocation: unknown }
   | { type: 'error'; code: string; message: string }
   | { type: 'pong' };

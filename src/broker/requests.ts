@@ -1,3 +1,4 @@
+import { policyAllows, policyCoversPath } from '../protocol/policy.js';
 import type { Signed } from '../protocol/signed.js';
 import type { ConsumerCertBody, DeviceCertBody, PolicyBody, RequestBody, SecretBody } from '../protocol/types.js';
 import { appendAudit } from './audit.js';
@@ -16,7 +17,10 @@ import { policyMakesEligible, requestHash, verifyApprovalObject, verifyRequestOb
  * requests through the sweeper and on every read.
  */
 
-export type RequestState = 'pending' | 'released' | 'denied' | 'expired' | 'undelivered';
+export type RequestState = 'pending' | 'released' | 'denied' | 'expired' | 'undelivered' | 'cancelled' | 'refused';
+
+/** A protocol or approver error code sent with a refusal: lowercase letters, digits and underscores. */
+const REFUSAL_CODE = /^[a-z][a-z0-9_]{0,63}$/;
 
 interface RequestRow {
   id: string; consumer: string; object: string; request_hash: string; state: RequestState;
@@ -61,6 +65,42 @@ async function eligibleApprovers(ctx: BrokerContext, org: string, request: Reque
   return eligible;
 }
 
+/**
+ * Names what failed for the policy of this org that came closest to making
+ * a device eligible: the consumer is not listed, no path glob matches, no
+ * requester rule matches, or no approver holds a valid certificate. Only the
+ * consumer's own org is read, and its members can list its policies anyway.
+ */
+async function explainNoEligibleApprover(ctx: BrokerContext, org: string, request: RequestBody): Promise<string> {
+  const policies = await latestPolicies(ctx.db, org);
+  if (policies.length === 0) return 'no policy exists in this org';
+  const requester = request.requester;
+  let closest: { stage: number; message: string } = { stage: -1, message: '' };
+  for (const { body: policy } of policies) {
+    let stage: number;
+    let message: string;
+    const uncovered = request.paths.filter((path) => !policyCoversPath(policy, path));
+    if (!policy.consumers.includes(request.consumer)) {
+      stage = 0;
+      message = `no policy lists consumer ${request.consumer}`;
+    } else if (uncovered.length > 0) {
+      stage = 1;
+      message = `policy ${policy.name} lists consumer ${request.consumer}, but none of its path globs (${policy.paths.join(', ')}) matches ${uncovered.join(', ')}`;
+    } else if (!request.paths.every((path) => policyAllows(policy, { consumer: request.consumer, requester, path }))) {
+      stage = 2;
+      message = `policy ${policy.name} covers ${request.paths.join(', ')} for consumer ${request.consumer}, but none of its requester rules matches user ${requester.user === '' ? '(unknown)' : requester.user}, uid ${requester.uid}, exe ${requester.exe}`;
+    } else if (policy.quorum !== 1) {
+      stage = 3;
+      message = `policy ${policy.name} allows this request but needs ${policy.quorum} approvals, and this broker supports only a quorum of 1`;
+    } else {
+      stage = 3;
+      message = `policy ${policy.name} allows this request, but none of its approvers has a valid, unrevoked certificate`;
+    }
+    if (stage > closest.stage) closest = { stage, message };
+  }
+  return closest.message;
+}
+
 export async function createRequest(ctx: BrokerContext, principal: Principal, input: unknown): Promise<unknown> {
   if (principal.role !== 'consumer') throw forbidden('only consumers submit requests');
   const { cert } = await principalCertificate<ConsumerCertBody>(ctx, principal);
@@ -81,7 +121,7 @@ export async function createRequest(ctx: BrokerContext, principal: Principal, in
     throw new BrokerError(404, 'secret_not_found', `no secret stored at ${body.paths.filter((path) => !found.has(path)).join(', ')}`);
   }
   const eligible = await eligibleApprovers(ctx, principal.org, body);
-  if (eligible.size === 0) throw conflict('no_eligible_approver', 'no policy with a valid approver covers all requested paths for this consumer');
+  if (eligible.size === 0) throw conflict('no_eligible_approver', await explainNoEligibleApprover(ctx, principal.org, body));
 
   const hash = requestHash(request);
   const deliverBy = Date.now() + ctx.limits.deliveryWindowMs;
@@ -128,11 +168,18 @@ async function loadRequest(db: Queryable, org: string, id: string): Promise<Requ
   return row;
 }
 
-function resultMessage(row: RequestRow): ServerMessage {
+/** Returns the codes eligible devices sent when refusing request `id`, one per refusing device, ordered by device id. */
+async function refusalCodes(db: Queryable, org: string, id: string): Promise<string[]> {
+  const rows = await db.all<{ code: string }>('SELECT code FROM refusals WHERE org = ? AND request_id = ? ORDER BY device', [org, id]);
+  return rows.map((row) => row.code);
+}
+
+async function resultMessage(db: Queryable, org: string, row: RequestRow): Promise<ServerMessage> {
   const message: ServerMessage = { type: 'result', request: row.id, state: row.state };
   if (row.approval !== null) message.approval = JSON.parse(row.approval);
   if (row.state === 'released') message.secrets = JSON.parse(row.secrets);
-  if (row.state === 'expired' || row.state === 'undelivered') message.reason = row.state;
+  if (row.state === 'expired' || row.state === 'undelivered' || row.state === 'cancelled' || row.state === 'refused') message.reason = row.state;
+  if (row.state === 'refused') message.codes = await refusalCodes(db, org, row.id);
   return message;
 }
 
@@ -141,7 +188,7 @@ async function announceSettled(ctx: BrokerContext, org: string, id: string): Pro
   const row = await loadRequest(ctx.db, org, id);
   ctx.metrics.countRequestState(row.state);
   ctx.logger.info({ event: 'request-state', org, request: id, state: row.state, settledBy: row.settled_by }, `request ${row.state}`);
-  ctx.hub.send(org, 'consumer', row.consumer, resultMessage(row));
+  ctx.hub.send(org, 'consumer', row.consumer, await resultMessage(ctx.db, org, row));
   const devices = await ctx.db.all<{ device: string }>('SELECT device FROM deliveries WHERE org = ? AND request_id = ?', [org, id]);
   for (const { device } of devices) {
     ctx.hub.send(org, 'device', device, { type: 'settled', request: id, state: row.state, settledBy: row.settled_by });
@@ -253,12 +300,13 @@ export async function submitApproval(ctx: BrokerContext, principal: Principal, i
   return { request: id, state };
 }
 
-function statusView(row: RequestRow): unknown {
+async function statusView(db: Queryable, org: string, row: RequestRow): Promise<unknown> {
   return {
     id: row.id, state: row.state, eligible: row.eligible, delivered: row.delivered, settledBy: row.settled_by,
     request: JSON.parse(row.object) as unknown,
     approval: row.approval === null ? null : JSON.parse(row.approval) as unknown,
     secrets: row.state === 'released' ? JSON.parse(row.secrets) as unknown : null,
+    refusals: await refusalCodes(db, org, row.id),
   };
 }
 
@@ -271,7 +319,7 @@ export async function getRequest(ctx: BrokerContext, principal: Principal, id: s
     const delivery = await ctx.db.get('SELECT acked FROM deliveries WHERE org = ? AND request_id = ? AND device = ?', [principal.org, id, principal.id]);
     if (delivery === undefined) throw new BrokerError(404, 'not_found', `request ${id} not found`);
   }
-  return { request: statusView(row) };
+  return { request: await statusView(ctx.db, principal.org, row) };
 }
 
 async function bundlesForDevice(ctx: BrokerContext, org: string, device: string, unackedOnly: boolean): Promise<{ id: string; bundle: Bundle }[]> {
@@ -279,6 +327,7 @@ async function bundlesForDevice(ctx: BrokerContext, org: string, device: string,
     `SELECT r.id, r.consumer, r.object, r.secrets, d.policy, r.expires FROM deliveries d
      JOIN requests r ON r.org = d.org AND r.id = d.request_id
      WHERE d.org = ? AND d.device = ? AND r.state = 'pending' ${unackedOnly ? 'AND d.acked = 0' : ''}
+       AND NOT EXISTS (SELECT 1 FROM refusals f WHERE f.org = d.org AND f.request_id = d.request_id AND f.device = d.device)
      ORDER BY r.received, r.id`, [org, device]);
   const bundles: { id: string; bundle: Bundle }[] = [];
   for (const row of rows) {
@@ -314,6 +363,76 @@ export async function redeliver(ctx: BrokerContext, principal: Principal): Promi
     const rows = await ctx.db.all<RequestRow>(
       `SELECT id, consumer, object, request_hash, state, expires, deliver_by, eligible, delivered, settled_by, approval, secrets, result_acked
        FROM requests WHERE org = ? AND consumer = ? AND state <> 'pending' AND result_acked = 0 ORDER BY received, id`, [principal.org, principal.id]);
-    for (const row of rows) ctx.hub.send(principal.org, 'consumer', principal.id, resultMessage(row));
+    for (const row of rows) ctx.hub.send(principal.org, 'consumer', principal.id, await resultMessage(ctx.db, principal.org, row));
   }
+}
+
+/**
+ * Ends a pending request at the request of the consumer that sent it, for
+ * example because its caller left or its daemon stopped. Nothing is signed:
+ * a cancellation only ends a request early, which the broker could do anyway
+ * by withholding it.
+ */
+export async function cancelRequest(ctx: BrokerContext, principal: Principal, id: string): Promise<unknown> {
+  if (principal.role !== 'consumer') throw forbidden('only consumers cancel requests');
+  const row = await loadRequest(ctx.db, principal.org, id);
+  if (row.consumer !== principal.id) throw new BrokerError(404, 'not_found', `request ${id} not found`);
+  await settleIfTimedOut(ctx, principal.org, id);
+  const now = nowSeconds();
+  const outcome = await ctx.db.write(async (tx) => {
+    // The consumer asked for the ending, so its result counts as acknowledged and is not redelivered.
+    const won = await tx.run(
+      "UPDATE requests SET state = 'cancelled', result_acked = 1 WHERE org = ? AND id = ? AND consumer = ? AND state = 'pending'",
+      [principal.org, id, principal.id]);
+    if (won.changes !== 1) return (await loadRequest(tx, principal.org, id)).state;
+    await appendAudit(tx, principal.org, { type: 'request-cancelled', actor: `consumer:${principal.id}`, subjects: [id] }, now);
+    return 'won';
+  });
+  if (outcome !== 'won') {
+    if (outcome === 'expired') throw conflict('request_expired', `request ${id} has expired`);
+    throw conflict('request_settled', `request ${id} is already ${outcome}`);
+  }
+  await announceSettled(ctx, principal.org, id);
+  return { request: id, state: 'cancelled' };
+}
+
+/**
+ * Records that an eligible device refused a request because it failed
+ * verification there. The request stays pending for the other devices and
+ * ends as `refused` once every eligible device has refused. A refusal is not
+ * signed: the request failed verification, so there is nothing trustworthy
+ * to bind a signature to.
+ */
+export async function refuseRequest(ctx: BrokerContext, principal: Principal, id: string, input: unknown): Promise<unknown> {
+  if (principal.role !== 'device') throw forbidden('only devices refuse requests');
+  const { code, ...rest } = requireRecord(input, 'body');
+  if (Object.keys(rest).length > 0) throw new BrokerError(400, 'invalid_request', `unknown field ${JSON.stringify(Object.keys(rest)[0])}; expected code`);
+  if (typeof code !== 'string' || !REFUSAL_CODE.test(code)) {
+    throw new BrokerError(400, 'invalid_request', 'code must be an error code of 1 to 64 lowercase letters, digits and underscores');
+  }
+  await loadRequest(ctx.db, principal.org, id);
+  const delivery = await ctx.db.get('SELECT acked FROM deliveries WHERE org = ? AND request_id = ? AND device = ?', [principal.org, id, principal.id]);
+  if (delivery === undefined) throw new BrokerError(403, 'not_eligible', `device ${principal.id} is not an eligible approver of request ${id}`);
+  await settleIfTimedOut(ctx, principal.org, id);
+  const now = nowSeconds();
+  const outcome = await ctx.db.write(async (tx) => {
+    const row = await loadRequest(tx, principal.org, id);
+    if (row.state !== 'pending') return { state: row.state, ended: false };
+    const earlier = await tx.get('SELECT code FROM refusals WHERE org = ? AND request_id = ? AND device = ?', [principal.org, id, principal.id]);
+    if (earlier !== undefined) return { state: row.state, ended: false };
+    await tx.run('INSERT INTO refusals (org, request_id, device, code, time) VALUES (?, ?, ?, ?, ?)', [principal.org, id, principal.id, code, now]);
+    const refused = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM refusals WHERE org = ? AND request_id = ?', [principal.org, id]);
+    let ended = false;
+    if (Number(refused?.count ?? 0) >= row.eligible) {
+      const won = await tx.run("UPDATE requests SET state = 'refused' WHERE org = ? AND id = ? AND state = 'pending'", [principal.org, id]);
+      ended = won.changes === 1;
+    }
+    await appendAudit(tx, principal.org, { type: 'request-refused', actor: `device:${principal.id}`, subjects: [id, `code:${code}`] }, now);
+    return { state: ended ? 'refused' as const : row.state, ended };
+  });
+  if (outcome.state === 'expired') throw conflict('request_expired', `request ${id} has expired`);
+  if (outcome.state !== 'pending' && !outcome.ended) throw conflict('request_settled', `request ${id} is already ${outcome.state}`);
+  ctx.logger.info({ event: 'request-refused', org: principal.org, request: id, device: principal.id, code }, 'request refused by a device');
+  if (outcome.ended) await announceSettled(ctx, principal.org, id);
+  return { request: id, state: outcome.state };
 }

@@ -114,6 +114,15 @@ const STATEMENTS = [
     PRIMARY KEY (org, request_id, device)
   )`,
   `CREATE INDEX IF NOT EXISTS deliveries_device ON deliveries (org, device, acked)`,
+  // One row per device that refused a request after it failed verification there.
+  `CREATE TABLE IF NOT EXISTS refusals (
+    org TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    code TEXT NOT NULL,
+    time BIGINT NOT NULL,
+    PRIMARY KEY (org, request_id, device)
+  )`,
   `CREATE TABLE IF NOT EXISTS push_subscriptions (
     org TEXT NOT NULL,
     device TEXT NOT NULL,

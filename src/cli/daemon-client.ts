@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { terminalSafe } from '../approver/display.js';
+import { formatLease, terminalSafe } from '../approver/display.js';
 import { defaultSocketPath } from '../daemon/socket.js';
 import type { CliIo } from './command.js';
 import { CliError, usageError } from './errors.js';
@@ -20,10 +20,11 @@ export const EXIT_DAEMON_UNREACHABLE = 5;
 export type DaemonProgress =
   | { type: 'requested'; request: string; eligible: number }
   | { type: 'delivered'; request: string; delivered: number; eligible: number }
-  | { type: 'approved'; request: string; device: string; by: string }
+  | { type: 'approved'; request: string; device: string; by: string; leaseSeconds?: number; askedLeaseSeconds?: number }
   | { type: 'denied'; request: string; device: string | null; by: string | null }
   | { type: 'expired'; request: string }
-  | { type: 'undelivered'; request: string };
+  | { type: 'undelivered'; request: string }
+  | { type: 'refused'; request: string; codes: string[] };
 
 export interface SecretsRequest {
   paths: string[];
@@ -56,9 +57,11 @@ export function parseLeaseOption(text: string | undefined): number | undefined {
 export function exitCodeFor(code: string): number {
   switch (code) {
     case 'request_denied':
+    case 'request_refused':
       return EXIT_DENIED;
     case 'request_expired':
     case 'request_undelivered':
+    case 'request_cancelled':
       return EXIT_NOT_DECIDED;
     case 'daemon_unreachable':
       return EXIT_DAEMON_UNREACHABLE;
@@ -120,14 +123,21 @@ function describeProgress(event: DaemonProgress): string | null {
       return `request ${event.request} sent to ${event.eligible} approver${event.eligible === 1 ? '' : 's'}; waiting for a decision`;
     case 'delivered':
       return `delivered to ${event.delivered} of ${event.eligible} approver${event.eligible === 1 ? '' : 's'}`;
-    case 'approved':
-      return `approved by ${terminalSafe(event.by)}`;
+    case 'approved': {
+      const { leaseSeconds, askedLeaseSeconds } = event;
+      const shortened = leaseSeconds !== undefined && askedLeaseSeconds !== undefined && leaseSeconds < askedLeaseSeconds;
+      return shortened
+        ? `approved by ${terminalSafe(event.by)}, lease ${formatLease(leaseSeconds)} (asked ${formatLease(askedLeaseSeconds)})`
+        : `approved by ${terminalSafe(event.by)}`;
+    }
     case 'denied':
       return event.by === null ? 'denied' : `denied by ${terminalSafe(event.by)}`;
     case 'expired':
       return 'no approver decided before the request expired';
     case 'undelivered':
       return 'no approver received the request';
+    case 'refused':
+      return `refused by every approver (${event.codes.map(terminalSafe).join(', ')}): the request failed verification on their devices`;
     default:
       return null;
   }
@@ -148,6 +158,12 @@ function hintFor(code: string): string | undefined {
       return 'the daemon cannot reach its broker; check `stillvault daemon` logs';
     case 'too_many_requests':
       return 'this user already has the maximum number of requests waiting for approval; wait for one to end';
+    case 'secret_not_found':
+      return 'ask the admin to run `stillvault secret set PATH` for the missing path';
+    case 'no_eligible_approver':
+      return 'ask the admin to check `stillvault policy list`: a policy must name this consumer, cover every path and allow this caller';
+    case 'request_refused':
+      return 'the approvers\' devices rejected the request as invalid; ask the admin to check the policy and this daemon\'s certificate';
     default:
       return undefined;
   }

@@ -53,9 +53,8 @@ export function createApiServer(service: DaemonService, logger: Logger, options:
     } catch (error) {
       identity = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    identity.catch((error: unknown) => {
-      logger.warn({ event: 'caller-unidentified', code: errorCode(error), message: (error as Error).message }, 'caller identification failed');
-    });
+    // The failure is logged where a request awaits it, so a request rejected for its headers is not logged as caller_gone.
+    identity.catch(() => undefined);
     callers.set(socket, identity);
   });
   return server;
@@ -70,7 +69,7 @@ async function handle(
 ): Promise<void> {
   const refusal = checkTransport(request);
   if (refusal !== null) {
-    logger.warn({ event: 'request-rejected', reason: refusal.message }, 'socket API request rejected');
+    logger.warn({ event: 'request-rejected', code: refusal.code, reason: refusal.message, method: request.method, path: request.url }, 'socket API request rejected');
     sendError(response, refusal);
     return;
   }
@@ -81,6 +80,7 @@ async function handle(
     if (identity === undefined) throw new DaemonError('caller_unidentified', 'the connection was not identified');
     caller = await identity;
   } catch (error) {
+    logger.warn({ event: 'caller-unidentified', code: errorCode(error), message: (error as Error).message }, 'caller identification failed');
     sendError(response, error);
     return;
   }
@@ -140,8 +140,11 @@ async function handleSecrets(service: DaemonService, logger: Logger, caller: Cal
     if (!response.destroyed) response.write(`${JSON.stringify(event)}\n`);
   };
   const isConnected = () => !response.destroyed && !request.socket.destroyed;
+  // A response closed before it finished means the caller left; its pending request is then cancelled.
+  const callerLeft = new AbortController();
+  response.once('close', () => { if (!response.writableFinished) callerLeft.abort(); });
   try {
-    const result = await service.secrets(caller, query, emit, isConnected);
+    const result = await service.secrets(caller, query, emit, isConnected, callerLeft.signal);
     response.end(encodeResult(result));
   } catch (error) {
     response.end(`${JSON.stringify({ type: 'error', code: errorCode(error), message: messageOf(error) })}\n`);

@@ -93,7 +93,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     close() {
       closing ??= (async () => {
         await listener.close();
-        flow.abortAll();
+        // Cancels every pending request at the broker before the link closes, so approvers stop seeing them.
+        await flow.abortAll();
         leases.clear();
         await link.stop();
         closeConnections(server);

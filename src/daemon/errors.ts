@@ -37,6 +37,10 @@ export type DaemonErrorCode =
   | 'not_found'
   /** An approver denied the request. */
   | 'request_denied'
+  /** Every eligible approver refused the request because it failed verification on their device. */
+  | 'request_refused'
+  /** The request was cancelled at the broker before it ended (by this daemon, or by a broker acting on its own). */
+  | 'request_cancelled'
   /** The request expired before an approver decided. */
   | 'request_expired'
   /** No approver acknowledged the request within the broker's delivery window. */

@@ -24,10 +24,11 @@ import type { SeenStore } from './seen.js';
 export type Progress =
   | { type: 'requested'; request: string; eligible: number }
   | { type: 'delivered'; request: string; delivered: number; eligible: number }
-  | { type: 'approved'; request: string; device: string; by: string }
+  | { type: 'approved'; request: string; device: string; by: string; leaseSeconds: number; askedLeaseSeconds: number }
   | { type: 'denied'; request: string; device: string | null; by: string | null }
   | { type: 'expired'; request: string }
-  | { type: 'undelivered'; request: string };
+  | { type: 'undelivered'; request: string }
+  | { type: 'refused'; request: string; codes: string[] };
 
 export interface Released {
   request: string;
@@ -52,6 +53,10 @@ interface Outcome {
   state: RequestStatus['state'];
   approval: unknown;
   secrets: unknown;
+  /** Codes the approvers sent when every one of them refused the request. */
+  codes?: string[];
+  /** Set when the daemon stopped waiting while the request was still pending: its caller left or the daemon stops. */
+  abandoned?: 'caller' | 'daemon';
 }
 
 interface Waiter {
@@ -62,6 +67,10 @@ interface Waiter {
   timer: NodeJS.Timeout;
   /** Set once an outcome was taken, so a poll and a WebSocket result cannot both settle it. */
   settled: boolean;
+  /** Set once the broker accepted the request, so only submitted requests are cancelled there. */
+  submitted: boolean;
+  /** Why the daemon stopped waiting, when it did so before the outcome arrived. */
+  abandoned?: 'caller' | 'daemon';
 }
 
 export interface FlowOptions {
@@ -74,6 +83,8 @@ export interface FlowOptions {
 
 /** Extra seconds past a request's expiry before the daemon polls the broker one last time and gives up. */
 const EXPIRY_GRACE_SECONDS = 5;
+/** How long a cancellation may wait for the broker, so a stopping daemon is not held up by an unresponsive one. */
+const CANCEL_TIMEOUT_MS = 5000;
 const MAX_USER_LENGTH = 64;
 const MAX_CMDLINE_ARGS = 256;
 const MAX_CMDLINE_ARG_LENGTH = 4096;
@@ -91,29 +102,78 @@ export class RequestFlow {
     return this.#waiters.size;
   }
 
-  /** Requests `paths` for `caller` in one request and resolves with the decrypted values. */
-  async release(caller: CallerIdentity, paths: string[], reason: string, leaseSeconds: number, onProgress: (event: Progress) => void): Promise<Released> {
+  /**
+   * Requests `paths` for `caller` in one request and resolves with the
+   * decrypted values. When `signal` aborts (the caller left) before the
+   * outcome arrives, the request is cancelled at the broker and this rejects
+   * with caller_disconnected.
+   */
+  async release(
+    caller: CallerIdentity, paths: string[], reason: string, leaseSeconds: number, onProgress: (event: Progress) => void, signal?: AbortSignal,
+  ): Promise<Released> {
     const { identity, link, logger } = this.#options;
     const ephemeral = await SealingPrivateKey.generate('request-ephemeral');
     try {
       const request = await this.#sign(caller, paths, reason, leaseSeconds, ephemeral);
       const id = request.body.id;
       const outcome = this.#wait(request, onProgress);
-      let eligible: number;
+      const waiter = this.#waiters.get(id);
+      if (waiter === undefined) throw new Error(`request ${id} has no waiter`);
+      const abandon = () => { void this.#abandon(id, 'caller'); };
+      signal?.addEventListener('abort', abandon, { once: true });
+      if (signal?.aborted === true) abandon();
       try {
-        ({ eligible } = await link.call((client) => client.submitRequest(request)));
-      } catch (error) {
-        const waiter = this.#waiters.get(id);
-        if (waiter !== undefined) this.#take(id, waiter, { state: 'pending', approval: null, secrets: null });
-        throw brokerFailure(error, `submitting request ${id}`);
-      }
-      logger.info({ event: 'request-submitted', request: id, paths, uid: caller.uid, pid: caller.pid, exe: caller.exe, eligible }, 'request submitted');
-      onProgress({ type: 'requested', request: id, eligible });
+        let eligible: number;
+        try {
+          ({ eligible } = await link.call((client) => client.submitRequest(request)));
+        } catch (error) {
+          this.#take(id, waiter, { state: 'pending', approval: null, secrets: null });
+          const failure = brokerFailure(error, `submitting request ${id}`);
+          logger.warn({ event: 'request-submit-failed', request: id, paths, uid: caller.uid, pid: caller.pid, code: errorCode(failure) }, 'submitting the request failed');
+          throw failure;
+        }
+        if (waiter.abandoned === undefined) {
+          waiter.submitted = true;
+        } else {
+          // The caller left or the daemon began stopping while the broker was accepting the request.
+          await this.#cancel(id, waiter.abandoned);
+        }
+        logger.info({ event: 'request-submitted', request: id, paths, uid: caller.uid, pid: caller.pid, exe: caller.exe, eligible }, 'request submitted');
+        onProgress({ type: 'requested', request: id, eligible });
 
-      const result = await outcome;
-      return await this.#open(request, ephemeral, result, onProgress, identity);
+        const result = await outcome;
+        return await this.#open(request, ephemeral, result, onProgress, identity);
+      } finally {
+        signal?.removeEventListener('abort', abandon);
+      }
     } finally {
       ephemeral.wipe();
+    }
+  }
+
+  /** Stops waiting for a pending request and cancels it at the broker when it was submitted there. */
+  #abandon(id: string, why: 'caller' | 'daemon'): Promise<void> {
+    const waiter = this.#waiters.get(id);
+    if (waiter === undefined) return Promise.resolve();
+    waiter.abandoned = why;
+    this.#take(id, waiter, { state: 'pending', approval: null, secrets: null, abandoned: why });
+    return waiter.submitted ? this.#cancel(id, why) : Promise.resolve();
+  }
+
+  /** Cancels a pending request at the broker, best effort: a failure is logged and the request expires there instead. */
+  async #cancel(id: string, why: 'caller' | 'daemon'): Promise<void> {
+    const { link, logger } = this.#options;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new DaemonError('broker_unavailable', `the broker did not answer within ${CANCEL_TIMEOUT_MS} ms`)); }, CANCEL_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([link.call((client) => client.cancelRequest(id)), timeout]);
+      logger.info({ event: 'request-cancelled', request: id, why }, why === 'caller' ? 'caller left; request cancelled at the broker' : 'daemon stopping; request cancelled at the broker');
+    } catch (error) {
+      logger.warn({ event: 'request-cancel-failed', request: id, why, code: errorCode(error), message: (error as Error).message }, 'cancelling the request at the broker failed; it stays pending until it expires');
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -134,7 +194,8 @@ export class RequestFlow {
       this.#options.link.ack(id);
       return;
     }
-    this.#take(id, waiter, { state: message.state as RequestStatus['state'], approval: message.approval, secrets: message.secrets });
+    const codes = Array.isArray(message.codes) ? message.codes.filter((code): code is string => typeof code === 'string') : [];
+    this.#take(id, waiter, { state: message.state as RequestStatus['state'], approval: message.approval, secrets: message.secrets, codes });
   }
 
   /** Polls the broker for every pending request; runs after each WebSocket (re)connect. */
@@ -142,11 +203,10 @@ export class RequestFlow {
     for (const id of this.#waiters.keys()) void this.#poll(id);
   }
 
-  /** Fails every pending request (daemon shutdown). */
-  abortAll(): void {
-    for (const [id, waiter] of this.#waiters) {
-      this.#take(id, waiter, { state: 'pending', approval: null, secrets: null });
-    }
+  /** Fails every pending request and cancels each at the broker (daemon shutdown); resolves once every cancellation was tried. */
+  async abortAll(): Promise<void> {
+    const ids = [...this.#waiters.keys()];
+    await Promise.all(ids.map((id) => this.#abandon(id, 'daemon')));
   }
 
   async #sign(caller: CallerIdentity, paths: string[], reason: string, leaseSeconds: number, ephemeral: SealingPrivateKey): Promise<Verified<RequestBody>> {
@@ -180,7 +240,7 @@ export class RequestFlow {
           if (waiter !== undefined) this.#take(id, waiter, { state: 'expired', approval: null, secrets: null });
         });
       }, Math.max(0, deadline));
-      this.#waiters.set(id, { request, onProgress, settled: false, timer, deliver: resolve });
+      this.#waiters.set(id, { request, onProgress, settled: false, submitted: false, timer, deliver: resolve });
     });
   }
 
@@ -197,7 +257,7 @@ export class RequestFlow {
       const status = await this.#options.link.call((client) => client.getRequest(id));
       const waiter = this.#waiters.get(id);
       if (waiter !== undefined && status.state !== 'pending') {
-        this.#take(id, waiter, { state: status.state, approval: status.approval, secrets: status.secrets });
+        this.#take(id, waiter, { state: status.state, approval: status.approval, secrets: status.secrets, codes: status.refusals ?? [] });
       }
     } catch (error) {
       this.#options.logger.warn({ event: 'poll-failed', request: id, code: errorCode(error) }, 'polling a pending request failed');
@@ -211,6 +271,7 @@ export class RequestFlow {
     const now = Math.floor(Date.now() / 1000);
     const forgetAfter = request.body.expires + CLOCK_SKEW_SECONDS;
     try {
+      if (outcome.abandoned === 'caller') throw new DaemonError('caller_disconnected', `the caller closed its connection before request ${id} ended; the request was cancelled`);
       if (outcome.state === 'pending') throw new DaemonError('daemon_stopping', `the daemon stopped before request ${id} ended`);
       if (seen.hasRequest(id)) throw new DaemonError('request_replayed', `request ${id} was already decided or released, so a second result for it is rejected`);
 
@@ -219,6 +280,14 @@ export class RequestFlow {
         throw outcome.state === 'expired'
           ? new DaemonError('request_expired', `request ${id} expired before an approver decided`)
           : new DaemonError('request_undelivered', `no approver received request ${id}; check that an approver device is online`);
+      }
+
+      if (outcome.state === 'cancelled') throw new DaemonError('request_cancelled', `request ${id} was cancelled at the broker`);
+      if (outcome.state === 'refused') {
+        const codes = outcome.codes ?? [];
+        await seen.recordRequest(id, forgetAfter);
+        onProgress({ type: 'refused', request: id, codes });
+        throw new DaemonError('request_refused', `request ${id} was refused by every approver (${codes.length > 0 ? codes.join(', ') : 'no code given'}): it failed verification on their devices`);
       }
 
       const objects = await link.call((client) => fetchOrgObjects(client)).catch((error: unknown) => { throw brokerFailure(error, 'fetching certificates and policies'); });
@@ -245,7 +314,10 @@ export class RequestFlow {
       }
       const granted = Math.min(Math.max(opened.approval.body.created, request.body.created), request.body.expires, now);
       logger.info({ event: 'request-released', request: id, device: opened.device.body.device, secretVersions: opened.secretVersions, leaseSeconds: opened.approval.body.leaseSeconds }, 'request released');
-      onProgress({ type: 'approved', request: id, device: opened.device.body.device, by: opened.device.body.name });
+      onProgress({
+        type: 'approved', request: id, device: opened.device.body.device, by: opened.device.body.name,
+        leaseSeconds: opened.approval.body.leaseSeconds, askedLeaseSeconds: request.body.leaseSeconds,
+      });
       return { request: id, values: opened.values, granted, leaseSeconds: opened.approval.body.leaseSeconds };
     } catch (error) {
       logger.warn({ event: 'request-failed', request: id, state: outcome.state, code: errorCode(error), message: (error as Error).message }, 'request did not release');
@@ -268,7 +340,8 @@ function brokerFailure(error: unknown, action: string): Error {
     if (error.code === 'network_error' || error.code === 'invalid_response') {
       return new DaemonError('broker_unavailable', `${action} failed: the broker is unreachable or returned a response that is not JSON`, { cause: error });
     }
-    return new RequestError(error.code, `${action} failed: the broker returned ${error.code}: ${error.message}`, { cause: error });
+    // The CLI appends the code in brackets, so the message carries only the broker's words.
+    return new RequestError(error.code, `${action} failed: ${error.message}`, { cause: error });
   }
   return error as Error;
 }

@@ -130,9 +130,12 @@ export class DaemonService {
    * Serves paths leased to this caller (same uid and executable) from memory
    * and requests all the others in one request. `isConnected` reports whether
    * the caller still waits; a release that arrives after it left is wiped
-   * rather than kept.
+   * rather than kept. `callerLeft` aborts when the caller closes its
+   * connection, which cancels a pending request at the broker.
    */
-  async secrets(caller: CallerIdentity, query: SecretsQuery, onProgress: (event: Progress) => void, isConnected: () => boolean): Promise<SecretsResult> {
+  async secrets(
+    caller: CallerIdentity, query: SecretsQuery, onProgress: (event: Progress) => void, isConnected: () => boolean, callerLeft?: AbortSignal,
+  ): Promise<SecretsResult> {
     const { leases, flow, logger } = this.#options;
     const owner = { uid: caller.uid, exe: caller.exe };
     const values = new Map<string, SecretBytes>();
@@ -150,7 +153,7 @@ export class DaemonService {
 
     if (missing.length > 0) {
       const leaseSeconds = query.leaseSeconds ?? this.#options.defaultLeaseSeconds;
-      const released = await flow.release(caller, missing, query.reason, leaseSeconds, onProgress);
+      const released = await flow.release(caller, missing, query.reason, leaseSeconds, onProgress, callerLeft);
       const lease: Lease = {
         id: released.request, owner, paths: missing, granted: released.granted, expires: released.granted + released.leaseSeconds,
       };

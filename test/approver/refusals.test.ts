@@ -64,7 +64,40 @@ describe('terminal approver refuses what does not verify', () => {
     const result = await approveOnce();
     expect(result.code).toBe(3);
     expect(result.outcomes).toEqual([expect.objectContaining({ request: made.signed.body.id, result: 'refused', code: 'request_replayed' })]);
-    expect((await consumer.client.getRequest(made.signed.body.id)).state).toBe('pending');
+    // Ben is the only eligible approver, so his refusal ends the request.
+    const status = await consumer.client.getRequest(made.signed.body.id);
+    expect(status.state).toBe('refused');
+    expect(status.refusals).toEqual(['request_replayed']);
+  });
+
+  it('reports a refusal to the broker once', async () => {
+    const made = await makeRequest(consumer);
+    await consumer.client.submitRequest(made.signed);
+    const results = consumer.client.connect();
+    const events = await results;
+    try {
+      throughProxy();
+      proxy.rewrite = (bundles) => bundles.map((bundle) => {
+        const request = bundle.request as Signed<RequestBody>;
+        return { ...bundle, request: { ...request, body: { ...request.body, reason: 'routine read-only check' } } };
+      });
+      const first = await approveOnce();
+      expect(first.outcomes[0]).toMatchObject({ request: made.signed.body.id, result: 'refused', code: 'bad_signature' });
+
+      let result;
+      while (result === undefined) {
+        const event = await events.next(10_000);
+        if (event.type === 'result' && event.request === made.signed.body.id) result = event;
+      }
+      expect(result).toMatchObject({ state: 'refused', reason: 'refused', codes: ['bad_signature'] });
+
+      const second = await approveOnce();
+      expect(second.code).toBe(0);
+      expect(second.outcomes).toEqual([]);
+      expect(second.stderr).toContain('No pending requests');
+    } finally {
+      await events.close();
+    }
   });
 
   it('refuses a policy older than the version seen', async () => {

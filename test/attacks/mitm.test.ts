@@ -125,7 +125,6 @@ describe('a malicious relay between the parties and the broker', () => {
   });
 
   it('edited display fields are refused', async () => {
-    const { agent, request } = await startRequest(world, 'display binding');
     const edits: [string, (body: RequestBody) => RequestBody, string][] = [
       ['path', (body) => ({ ...body, paths: ['attack/harmless'] }), 'attack/harmless'],
       ['host', (body) => ({ ...body, host: 'trusted-build-box' }), 'trusted-build-box'],
@@ -134,17 +133,19 @@ describe('a malicious relay between the parties and the broker', () => {
       ['reason', (body) => ({ ...body, reason: 'routine read-only check' }), 'routine read-only check'],
     ];
     for (const [field, edit, shown] of edits) {
+      // An approver is not shown a request again after refusing it, so each edit gets its own request.
+      const { agent, request } = await startRequest(world, `display binding: ${field}`);
       rewriteBundles((bundle) => ({ ...bundle, request: { ...bundle.request, body: edit(bundle.request.body) } }));
       const decided = await world.approve('alice', ['y']);
       expect(decided.code, field).toBe(3);
       expect(decided.outcomes, field).toEqual([expect.objectContaining({ request, result: 'refused', code: 'bad_signature' })]);
       expect(decided.stderr, field).not.toContain(shown);
+      world.relay.hooks = {};
+      await denyPending(world, 'ben');
+      const output = await agent.done;
+      expectNothingReleased(output);
+      expect(output.stderr, field).toContain('denied by ben');
     }
-    world.relay.hooks = {};
-    await denyPending(world, 'ben');
-    const output = await agent.done;
-    expectNothingReleased(output);
-    expect(output.stderr).toContain('denied by ben');
   });
 
   it('replayed result of an earlier request is refused', async () => {
@@ -185,9 +186,9 @@ describe('a malicious relay between the parties and the broker', () => {
 
     expect(decided.code).toBe(3);
     expect(decided.outcomes).toEqual([expect.objectContaining({ request, result: 'refused', code: 'secret_rollback' })]);
-    // alice denies it, because ben must not see version 2 before the next test.
+    // The agent stops, so its daemon cancels the request: ben must not see version 2 before the next test.
     world.relay.hooks = {};
-    await denyPending(world, 'alice');
+    await agent.stop();
     expectNothingReleased(await agent.done);
   });
 
@@ -212,21 +213,22 @@ describe('a malicious relay between the parties and the broker', () => {
 
   it('secret not signed by the org is refused', async () => {
     const rogue = await SigningPrivateKey.generate('org-identity');
-    const { agent, request } = await startRequest(world, 'unsigned secret');
     const cases: [string, (secret: Signed<SecretBody>) => Promise<Signed<SecretBody>>, string][] = [
       ['edited body', (secret) => Promise.resolve({ ...secret, body: { ...secret.body, created: secret.body.created + 1 } }), 'bad_signature'],
       ['signed by another key', (secret) => signObject(secret.body, rogue), 'untrusted_signer'],
     ];
     for (const [label, forge, code] of cases) {
+      // An approver is not shown a request again after refusing it, so each case gets its own request.
+      const { agent, request } = await startRequest(world, `unsigned secret: ${label}`);
       const latest = defined(storedSecrets().at(-1), 'the latest secret version');
       const forged = await forge(latest);
       rewriteBundles((bundle) => ({ ...bundle, secrets: [forged] }));
       const decided = await world.approve('alice', ['y']);
       expect(decided.outcomes, label).toEqual([expect.objectContaining({ request, result: 'refused', code })]);
+      world.relay.hooks = {};
+      await denyPending(world, 'ben');
+      expectNothingReleased(await agent.done);
     }
-    world.relay.hooks = {};
-    await denyPending(world, 'ben');
-    expectNothingReleased(await agent.done);
   });
 
   it('secret edited in the result is refused', async () => {

@@ -15,23 +15,41 @@ const USAGE = 'stillvault approve [--watch] [--format table|json]';
 /** Exit code when at least one request failed verification and was refused. */
 export const REFUSED_EXIT_CODE = 3;
 
-/** Decisions by keystroke; Ctrl-C (\u0003) quits like q. */
-const KEY_DECISIONS: Partial<Record<string, Decision>> = { y: 'approve', n: 'deny', s: 'skip', q: 'quit', '\u0003': 'quit' };
+/** Exit code after Ctrl-C: 128 + SIGINT, as shells report a process that SIGINT ended. */
+export const INTERRUPTED_EXIT_CODE = 130;
 
-/** Reads one keystroke from a terminal: y approves, n denies, s skips, q quits. */
+/** Decisions by keystroke. */
+const KEY_DECISIONS: Partial<Record<string, Decision>> = { y: 'approve', n: 'deny', s: 'skip', q: 'quit' };
+/** Ctrl-C as raw mode delivers it: the terminal sends no SIGINT while raw mode is on. */
+const CTRL_C = '\u0003';
+
+/**
+ * Reads one keystroke from a terminal: y approves, n denies, s skips, q
+ * quits. Ctrl-C rejects with a CliError of exit code 130, so the command
+ * unwinds through its finally blocks and the entry point sets the exit code.
+ */
 function readKey(io: CliIo): Promise<Decision> {
   const stdin = io.stdin;
   io.stderr.write('Approve? [y]es / [n]o / [s]kip / [q]uit: ');
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     stdin.setRawMode?.(true);
     stdin.resume();
     stdin.setEncoding('utf8');
-    const onData = (chunk: string): void => {
-      const decision = KEY_DECISIONS[chunk.toLowerCase()];
-      if (decision === undefined) return;
+    const restore = (): void => {
       stdin.off('data', onData);
       stdin.setRawMode?.(false);
       stdin.pause();
+    };
+    const onData = (chunk: string): void => {
+      if (chunk.includes(CTRL_C)) {
+        restore();
+        io.stderr.write('^C\n');
+        reject(new CliError('interrupted', 'interrupted by Ctrl-C; no decision was sent', { exitCode: INTERRUPTED_EXIT_CODE }));
+        return;
+      }
+      const decision = KEY_DECISIONS[chunk.toLowerCase()];
+      if (decision === undefined) return;
+      restore();
       io.stderr.write(`${decision}\n`);
       resolve(decision);
     };
@@ -125,6 +143,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   try {
     await engine.start();
   } catch (error) {
+    if (error instanceof ApproverError && error.code === 'wrong_passphrase') {
+      throw new CliError(error.code, `cannot unlock this approver's keys: ${error.message}`, {
+        hint: 'check the passphrase (or STILLVAULT_PASSPHRASE)',
+      });
+    }
     if (error instanceof ApproverError || (error as { code?: unknown }).code === 'revoked' || (error as { code?: unknown }).code === 'expired') {
       throw new CliError((error as { code: string }).code, `cannot act as approver: ${(error as Error).message}`, {
         hint: 'ask the admin to check this device\'s certificate (`stillvault approver list`)',

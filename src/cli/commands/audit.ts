@@ -148,6 +148,11 @@ class EventFormatter {
       case 'approval-rejected': return this.#describeApproval(entry);
       case 'request-expired': return `${this.#requestLabel(subject)} expired without a decision`;
       case 'request-undelivered': return `${this.#requestLabel(subject)} failed: no approver received it`;
+      case 'request-cancelled': return `${this.#requestLabel(subject)} cancelled by the daemon`;
+      case 'request-refused': {
+        const code = /^code:(.*)$/.exec(entry.subjects[1] ?? '')?.[1] ?? 'unknown';
+        return `${terminalSafe(this.#actorName(entry.actor))} refused ${this.#requestLabel(subject)}: it failed verification (${terminalSafe(code)})`;
+      }
       case 'result-acknowledged': return `${terminalSafe(this.#actorName(entry.actor))} received the result of ${this.#requestLabel(subject)}`;
       default: return `${entry.type as string} by ${entry.actor} ${entry.subjects.join(' ')}`;
     }
@@ -207,8 +212,8 @@ async function writeEntries(io: CliIo, formatter: EventFormatter, entries: Liste
 async function tail(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs(argv, { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, format: { type: 'string' } }, TAIL_USAGE, false);
   const format = parseFormat(values.format);
-  const lines = values.lines === undefined ? 20 : Number(values.lines);
-  if (!Number.isSafeInteger(lines) || lines < 0) throw usageError(`invalid --lines ${JSON.stringify(values.lines)}`);
+  const lines = values.lines === undefined ? 20 : /^\d{1,9}$/.test(values.lines) ? Number(values.lines) : Number.NaN;
+  if (Number.isNaN(lines)) throw usageError(`invalid --lines ${JSON.stringify(values.lines)}: expected a whole number of entries`);
   await withAdminSession(io, async (session) => {
     const now = Math.floor(Date.now() / 1000);
     const formatter = await formatterFor(session, now);

@@ -51,6 +51,7 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
   });
 
   const web = options.approver === 'web';
+  let webServer: ChildProcess | undefined;
   try {
     say('Starting an embedded broker (SQLite)');
     const appPort = web ? await freeLocalhostPort() : undefined;
@@ -68,7 +69,9 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
       await enroll(children, 'approver', 'alice', envFor(homes.admin), envFor(homes.approver));
     } else {
       say('Serving the web approver (stillvault approver serve)');
-      const appUrl = await startWebApprover(children, appPort, brokerUrl, io.env);
+      const started = await startWebApprover(children, appPort, brokerUrl, io.env);
+      webServer = started.server;
+      const appUrl = started.url;
       io.stderr.write(`approver web app at ${appUrl}\n`);
       say('Enrolling approver "alice" (the web approver in your browser) and host "agent-host"');
       await enrollWebApprover(children, { io, adminEnv: envFor(homes.admin), appUrl, name: 'alice', confirm: options.confirm, signal: options.signal });
@@ -88,15 +91,23 @@ export async function runDemo(io: CliIo, children: ChildSet, options: DemoOption
     const agent = startAgent(children, envFor(homes.host), io);
     await waitForLine(agent.stderr, 'the agent\'s request', (line) => (line.includes('waiting for a decision') ? true : undefined), 60_000);
 
-    let approverNote = '';
-    if (web) {
+    let approver: ChildProcess;
+    if (webServer !== undefined) {
       say('Approver alice decides (web approver)');
       io.stderr.write('In the browser: unlock with the passkey, open the request, and approve it (or deny it). Waiting for the decision ...\n');
+      approver = webServer;
     } else {
       say('Approver alice decides (terminal approver)');
-      approverNote = `, approver exit code ${await runApprover(children, envFor(homes.approver), options.scriptedDecision)}`;
+      approver = startApprover(children, envFor(homes.approver), options.scriptedDecision);
     }
-    const agentCode = await exitOf(agent.child);
+    const first = await firstExit(agent.child, approver);
+    if (first.which === 'approver' && first.code !== 0) {
+      // Ctrl-C (exit 130) or a failure before a decision: waiting for the agent would only wait out the request's expiry.
+      io.stderr.write(`\nThe approver exited with code ${first.code} before the agent finished; stopping the demo.\n`);
+      return first.code;
+    }
+    const agentCode = first.which === 'agent' ? first.code : await exitOf(agent.child);
+    const approverNote = webServer === undefined ? `, approver exit code ${await exitOf(approver)}` : '';
 
     say('Result');
     io.stderr.write(agentCode === 0
@@ -159,14 +170,20 @@ function startAgent(children: ChildSet, env: NodeJS.ProcessEnv, io: CliIo): { ch
   return { child, stderr: child.stderr };
 }
 
-/** Runs `stillvault approve` once: on the terminal, or fed the scripted decision. */
-async function runApprover(children: ChildSet, env: NodeJS.ProcessEnv, decision: 'y' | 'n' | undefined): Promise<number> {
-  if (decision === undefined) {
-    return exitOf(children.spawnCli(['approve'], env, { stdio: 'inherit' }));
-  }
+/** Starts `stillvault approve` once: on the terminal, or fed the scripted decision. */
+function startApprover(children: ChildSet, env: NodeJS.ProcessEnv, decision: 'y' | 'n' | undefined): ChildProcess {
+  if (decision === undefined) return children.spawnCli(['approve'], env, { stdio: 'inherit' });
   const approver = children.spawnCli(['approve'], env, { stdio: ['pipe', 'inherit', 'inherit'] });
   approver.stdin?.end(`${decision}\n`);
-  return exitOf(approver);
+  return approver;
+}
+
+/** Resolves with whichever of the agent and the approver exits first, and its exit code. */
+function firstExit(agent: ChildProcess, approver: ChildProcess): Promise<{ which: 'agent' | 'approver'; code: number }> {
+  return Promise.race([
+    exitOf(agent).then((code) => ({ which: 'agent' as const, code })),
+    exitOf(approver).then((code) => ({ which: 'approver' as const, code })),
+  ]);
 }
 
 /** Makes the demo directory, replacing one left by an earlier quickstart and refusing anything else. */

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import QRCode from 'qrcode';
@@ -37,14 +38,15 @@ export async function freeLocalhostPort(): Promise<number> {
   return port;
 }
 
-/** Starts `stillvault approver serve` for the broker and resolves with the app's URL. */
-export async function startWebApprover(children: ChildSet, port: number, brokerUrl: string, env: NodeJS.ProcessEnv): Promise<string> {
+/** Starts `stillvault approver serve` for the broker and resolves with the app's URL and the server process. */
+export async function startWebApprover(children: ChildSet, port: number, brokerUrl: string, env: NodeJS.ProcessEnv): Promise<{ url: string; server: ChildProcess }> {
   const server = children.spawnCli(['approver', 'serve', '--listen', `localhost:${port}`, '--broker', brokerUrl], env, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (!server.stdout || !server.stderr) throw new CliError('quickstart_step_failed', 'the approver web app server has no output pipes');
   let errors = '';
   server.stderr.on('data', (chunk: Buffer) => { errors += chunk.toString('utf8'); });
   try {
-    return await waitForLine(server.stdout, 'the approver web app server', (line) => (line.startsWith('http://') ? line.trim() : undefined));
+    const url = await waitForLine(server.stdout, 'the approver web app server', (line) => (line.startsWith('http://') ? line.trim() : undefined));
+    return { url, server };
   } catch (error) {
     throw new CliError('quickstart_step_failed', `${(error as Error).message}\n${errors.trimEnd()}`, { hint: 'build the web app first: npm run build' });
   }

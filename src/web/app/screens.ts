@@ -147,6 +147,9 @@ export function showRequestDetail(pending: PendingRequest, callbacks: DetailCall
       ['Program', h('code', {}, body.requester.exe)],
       ['Command line', h('code', {}, body.requester.cmdline.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' '))],
       ['Lease', formatDuration(Math.min(body.leaseSeconds, verified.policy.body.maxLeaseSeconds))],
+      // The daemon serves a lease to any later process with the same uid and executable, not only to the one that asked.
+      ['Lease reuse', h('span', { 'data-testid': 'lease-reuse' },
+        `any process of uid ${body.requester.uid} running ${body.requester.exe}, for ${formatDuration(Math.min(body.leaseSeconds, verified.policy.body.maxLeaseSeconds))}`)],
       ['Time left to decide', timeLeft],
       ['Policy', `${verified.policy.body.name} (version ${verified.policy.body.version})`],
     ])),

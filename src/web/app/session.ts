@@ -8,6 +8,7 @@ import { deriveDeviceKeys, wipeDeviceKeys, type DeviceKeys } from './keys.js';
 import { LiveConnection } from './live.js';
 import { saveState, type ApproverState } from './state.js';
 import { recordSeenVersions, verifyBundle, type VerifiedBundle } from '../../approver/verify.js';
+import { refusalCode } from '../../approver/errors.js';
 import { evaluatePrf } from './webauthn.js';
 
 /**
@@ -164,7 +165,8 @@ export class Session {
       if (!this.state.decided.includes(event.request)) {
         const by = event.settledBy === null ? '' : ` by ${this.names.get(event.settledBy) ?? `device ${event.settledBy}`}`;
         const what = pending.verified?.request.body.paths.join(', ') ?? event.request;
-        this.#events.settled(event.request, `The request for ${what} was ${event.state}${by}.`);
+        const note = event.state === 'cancelled' ? ' (the agent stopped waiting)' : '';
+        this.#events.settled(event.request, `The request for ${what} was ${event.state}${by}${note}.`);
       }
       this.#events.changed();
     }
@@ -183,6 +185,8 @@ export class Session {
     this.requests.set(id, pending);
     if (this.#live !== null) this.#live.ack(id);
     else void this.client.acknowledgeRequest(id).catch(() => undefined);
+    // Best effort, like the acknowledgement: the broker then stops listing the request for this device and tells the agent.
+    if (pending.failure !== null) void this.client.refuseRequest(id, refusalCode(pending.failure)).catch(() => undefined);
     this.#events.changed();
   }
 
