@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { formatLease, terminalSafe } from '../approver/display.js';
 import { defaultSocketPath } from '../daemon/socket.js';
 import type { CliIo } from './command.js';
-import { CliError, usageError } from './errors.js';
+import { CliError } from './errors.js';
 
 /**
  * The CLI side of the daemon's socket API (docs/daemon-api.md): HTTP/1.1
@@ -38,19 +38,6 @@ export function daemonSocketPath(env: NodeJS.ProcessEnv, explicit?: string): str
   const fromEnv = env.STILLVAULT_SOCKET;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return defaultSocketPath({ env });
-}
-
-/** Maximum lease a policy may allow: 30 days, in seconds (the protocol's MAX_LEASE_SECONDS). */
-const MAX_LEASE_SECONDS = 30 * 24 * 3600;
-
-/** Parses `--lease SECONDS`; undefined when the option was not given. Throws a usage error. */
-export function parseLeaseOption(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_LEASE_SECONDS) {
-    throw usageError(`--lease must be a whole number of seconds from 1 to ${MAX_LEASE_SECONDS}, got ${JSON.stringify(text)}`);
-  }
-  return value;
 }
 
 /** Maps a daemon error code to the CLI exit code. */

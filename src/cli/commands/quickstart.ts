@@ -90,7 +90,7 @@ async function readDemoInput(io: CliIo, approver: 'terminal' | 'web'): Promise<{
   if (io.stdin.isTTY === true) {
     io.stderr.write(approver === 'web'
       ? 'The demo encrypts the admin\'s and the daemon\'s keys under a passphrase you choose now.\n'
-      : 'The demo encrypts its keys under a passphrase you choose now; the approver asks for it again.\n');
+      : 'The demo encrypts its keys under a passphrase you choose now; the quickstart uses it again to unlock the approver\'s keys when you answer y.\n');
     const passphrase = await readPassphrase({ ...io, env: { ...io.env, STILLVAULT_PASSPHRASE: undefined } }, 'Demo passphrase: ', { confirm: true });
     return { passphrase, scriptedDecision: undefined };
   }
