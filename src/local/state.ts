@@ -70,7 +70,7 @@ export interface DaemonState extends PinnedOrg {
   certificate: Signed<ConsumerCertBody> | null;
 }
 
-/** What a client remembers to refuse rollbacks and replays. */
+/** The versions and request ids a client remembers, to reject rollbacks and replays. */
 export interface SeenState {
   v: 1;
   policyVersions: Record<string, number>;

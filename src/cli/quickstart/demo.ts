@@ -7,11 +7,11 @@ import { CliError } from '../errors.js';
 import { ChildSet, exitOf, waitForLine } from './children.js';
 import { enrollWebApprover, freeLocalhostPort, startWebApprover, type Confirm } from './web.js';
 
-/** What the quickstart needs from its caller. */
+/** Options of one quickstart run. */
 export interface DemoOptions {
   directory: string;
   passphrase: string;
-  /** Which approver alice uses: `stillvault approve` in this terminal, or the web app in a browser. */
+  /** The approver alice uses: `stillvault approve` in this terminal, or the web app in a browser. */
   approver: 'terminal' | 'web';
   /** The terminal approver's decision when stdin is not a terminal; undefined means the approver asks on the terminal. */
   scriptedDecision: 'y' | 'n' | undefined;
