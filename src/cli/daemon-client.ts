@@ -2,6 +2,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { formatLease, terminalSafe } from '../approver/display.js';
 import { defaultSocketPath } from '../daemon/socket.js';
+import type { Progress } from '../daemon/flow.js';
 import type { CliIo } from './command.js';
 import { CliError } from './errors.js';
 
@@ -17,14 +18,8 @@ export const EXIT_DENIED = 3;
 export const EXIT_NOT_DECIDED = 4;
 export const EXIT_DAEMON_UNREACHABLE = 5;
 
-export type DaemonProgress =
-  | { type: 'requested'; request: string; eligible: number }
-  | { type: 'delivered'; request: string; delivered: number; eligible: number }
-  | { type: 'approved'; request: string; device: string; by: string; leaseSeconds?: number; askedLeaseSeconds?: number }
-  | { type: 'denied'; request: string; device: string | null; by: string | null }
-  | { type: 'expired'; request: string }
-  | { type: 'undelivered'; request: string }
-  | { type: 'refused'; request: string; codes: string[] };
+/** A progress line of POST /v1/secrets; the type import costs nothing at run time. */
+export type DaemonProgress = Progress;
 
 export interface SecretsRequest {
   paths: string[];
@@ -112,8 +107,7 @@ function describeProgress(event: DaemonProgress): string | null {
       return `delivered to ${event.delivered} of ${event.eligible} approver${event.eligible === 1 ? '' : 's'}`;
     case 'approved': {
       const { leaseSeconds, askedLeaseSeconds } = event;
-      const shortened = leaseSeconds !== undefined && askedLeaseSeconds !== undefined && leaseSeconds < askedLeaseSeconds;
-      return shortened
+      return leaseSeconds < askedLeaseSeconds
         ? `approved by ${terminalSafe(event.by)}, lease ${formatLease(leaseSeconds)} (asked ${formatLease(askedLeaseSeconds)})`
         : `approved by ${terminalSafe(event.by)}`;
     }
