@@ -2,52 +2,39 @@
 // users: terminal escapes in broker-supplied text, requests decided after
 // their expiry, and key files that other users can read.
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unlockDeviceKeys } from '../../src/approver/keys.js';
 import { createRequest, newId, SealingPrivateKey, type RequestBody, type Signed } from '../../src/protocol/index.js';
-import { cli, consumerFor, makeRequest, makeWorld, now, PASSPHRASE, type Consumer, type World } from '../admin/helpers.js';
-import { startProxy, type Proxy } from './proxy.js';
+import { cli, makeRequest, now, PASSPHRASE, type Consumer } from '../admin/helpers.js';
+import type { Proxy } from './proxy.js';
+import { startProxiedApprover, type ProxiedApprover } from './setup.js';
 
 const CLI = join(new URL('../../', import.meta.url).pathname, 'dist/cli/main.js');
 const ESCAPE = '\u001b';
 
 describe('terminal approver hardening', () => {
-  let world: World;
+  let setup: ProxiedApprover;
   let consumer: Consumer;
   let proxy: Proxy;
   let home: string;
-  let stateFile: string;
-  let seenFile: string;
-  let originalState: string;
 
   beforeAll(async () => {
-    world = await makeWorld();
-    consumer = await consumerFor(world);
-    proxy = await startProxy(world.broker.url);
-    home = world.approvers.ben ?? '';
-    stateFile = join(home, 'approver', 'device.json');
-    seenFile = join(home, 'approver', 'seen.json');
-    originalState = readFileSync(stateFile, 'utf8');
+    setup = await startProxiedApprover();
+    ({ consumer, proxy, home } = setup);
   }, 120_000);
 
   afterEach(async () => {
-    writeFileSync(stateFile, originalState);
-    writeFileSync(seenFile, JSON.stringify({ v: 1, policyVersions: {}, secretVersions: {}, requests: {}, auditHead: null }));
-    chmodSync(join(home, 'approver', 'device.key'), 0o600);
-    proxy.rewrite = (bundles) => bundles;
-    await cli(home, ['approve', '--format', 'json'], { input: 'n\nn\nn\n' });
+    await setup.reset();
   });
 
   afterAll(async () => {
-    await proxy.close();
-    await world.broker.stop();
+    await setup.stop();
   });
 
   function throughProxy(): void {
-    const state = JSON.parse(originalState) as Record<string, unknown>;
-    writeFileSync(stateFile, JSON.stringify({ ...state, broker: proxy.url }));
+    setup.throughProxy();
   }
 
   it('escapes broker text on the terminal', async () => {

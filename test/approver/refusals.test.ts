@@ -1,9 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRequest, newId, SealingPrivateKey, SigningPrivateKey, type PolicyBody, type RequestBody, type Signed } from '../../src/protocol/index.js';
-import { cli, consumerFor, makeRequest, makeWorld, now, type Consumer, type World } from '../admin/helpers.js';
-import { startProxy, type Proxy } from './proxy.js';
+import { cli, makeRequest, now, type Consumer } from '../admin/helpers.js';
+import type { Proxy } from './proxy.js';
+import { startProxiedApprover, type ProxiedApprover } from './setup.js';
 
 interface Outcome {
   request: string;
@@ -16,40 +16,27 @@ function outcomes(stdout: string): Outcome[] {
 }
 
 describe('terminal approver refuses what does not verify', () => {
-  let world: World;
+  let setup: ProxiedApprover;
   let consumer: Consumer;
   let proxy: Proxy;
   let home: string;
-  let stateFile: string;
   let seenFile: string;
-  let originalState: string;
 
   beforeAll(async () => {
-    world = await makeWorld();
-    consumer = await consumerFor(world);
-    proxy = await startProxy(world.broker.url);
-    home = world.approvers.ben ?? '';
-    stateFile = join(home, 'approver', 'device.json');
-    seenFile = join(home, 'approver', 'seen.json');
-    originalState = readFileSync(stateFile, 'utf8');
+    setup = await startProxiedApprover();
+    ({ consumer, proxy, home, seenFile } = setup);
   }, 120_000);
 
   afterEach(async () => {
-    writeFileSync(stateFile, originalState);
-    writeFileSync(seenFile, JSON.stringify({ v: 1, policyVersions: {}, secretVersions: {}, requests: {}, auditHead: null }));
-    proxy.rewrite = (bundles) => bundles;
-    // Settle anything a test left pending, so the next test sees only its own request.
-    await cli(home, ['approve', '--format', 'json'], { input: 'n\nn\nn\n' });
+    await setup.reset();
   });
 
   afterAll(async () => {
-    await proxy.close();
-    await world.broker.stop();
+    await setup.stop();
   });
 
   function throughProxy(): void {
-    const state = JSON.parse(originalState) as Record<string, unknown>;
-    writeFileSync(stateFile, JSON.stringify({ ...state, broker: proxy.url }));
+    setup.throughProxy();
   }
 
   async function approveOnce(): Promise<{ code: number; outcomes: Outcome[]; stderr: string }> {
