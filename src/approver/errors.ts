@@ -1,3 +1,5 @@
+import { REFUSAL_CODE_PATTERN } from '../protocol/errors.js';
+
 /**
  * A failure of the terminal approver that is not a ProtocolError: local
  * state problems and replays. `code` is stable like ProtocolError's.
@@ -23,11 +25,8 @@ export class ApproverError extends Error {
   }
 }
 
-/** The broker accepts refusal codes of this form (src/broker/requests.ts checks the same pattern). */
-const REFUSAL_CODE = /^[a-z][a-z0-9_]{0,63}$/;
-
 /** Returns the code to send with a refusal: the error's own code, or `verification_failed` when it has none the broker accepts. */
 export function refusalCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && REFUSAL_CODE.test(code) ? code : 'verification_failed';
+  return typeof code === 'string' && REFUSAL_CODE_PATTERN.test(code) ? code : 'verification_failed';
 }

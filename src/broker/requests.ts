@@ -1,4 +1,5 @@
 import { policyAllows, policyCoversPath } from '../protocol/policy.js';
+import { REFUSAL_CODE_PATTERN } from '../protocol/errors.js';
 import type { Signed } from '../protocol/signed.js';
 import type { ConsumerCertBody, DeviceCertBody, PolicyBody, RequestBody, SecretBody } from '../protocol/types.js';
 import { appendAudit } from './audit.js';
@@ -19,8 +20,6 @@ import { policyMakesEligible, requestHash, verifyApprovalObject, verifyRequestOb
 
 export type RequestState = 'pending' | 'released' | 'denied' | 'expired' | 'undelivered' | 'cancelled' | 'refused';
 
-/** A protocol or approver error code sent with a refusal: lowercase letters, digits and underscores. */
-const REFUSAL_CODE = /^[a-z][a-z0-9_]{0,63}$/;
 
 interface RequestRow {
   id: string; consumer: string; object: string; request_hash: string; state: RequestState;
@@ -407,7 +406,7 @@ export async function refuseRequest(ctx: BrokerContext, principal: Principal, id
   if (principal.role !== 'device') throw forbidden('only devices refuse requests');
   const { code, ...rest } = requireRecord(input, 'body');
   if (Object.keys(rest).length > 0) throw new BrokerError(400, 'invalid_request', `unknown field ${JSON.stringify(Object.keys(rest)[0])}; expected code`);
-  if (typeof code !== 'string' || !REFUSAL_CODE.test(code)) {
+  if (typeof code !== 'string' || !REFUSAL_CODE_PATTERN.test(code)) {
     throw new BrokerError(400, 'invalid_request', 'code must be an error code of 1 to 64 lowercase letters, digits and underscores');
   }
   await loadRequest(ctx.db, principal.org, id);

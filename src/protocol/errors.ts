@@ -44,3 +44,10 @@ export class ProtocolError extends Error {
 export function isProtocolError(error: unknown, code?: ProtocolErrorCode): error is ProtocolError {
   return error instanceof ProtocolError && (code === undefined || error.code === code);
 }
+
+/**
+ * The form of an error code an approver sends when it rejects a request that
+ * failed verification: 1 to 64 lowercase letters, digits and underscores,
+ * starting with a letter. The broker rejects any other value.
+ */
+export const REFUSAL_CODE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
