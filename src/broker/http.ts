@@ -29,7 +29,7 @@ type Handler = (input: HandlerInput) => Promise<Reply>;
 interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   pattern: RegExp;
-  /** Who may call: anyone without a token, any principal of the path's org, or only the listed roles. */
+  /** The callers allowed: anyone without a token, any principal of the path's org, or only the listed roles. */
   auth: 'none' | 'member' | Role[];
   handler: Handler;
 }

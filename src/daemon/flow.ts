@@ -69,7 +69,7 @@ interface Waiter {
   settled: boolean;
   /** Set once the broker accepted the request, so only submitted requests are cancelled there. */
   submitted: boolean;
-  /** Why the daemon stopped waiting, when it did so before the outcome arrived. */
+  /** The reason the daemon stopped waiting before the outcome arrived, if it did. */
   abandoned?: 'caller' | 'daemon';
 }
 
@@ -165,7 +165,7 @@ export class RequestFlow {
     const { link, logger } = this.#options;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new DaemonError('broker_unavailable', `the broker did not answer within ${CANCEL_TIMEOUT_MS} ms`)); }, CANCEL_TIMEOUT_MS);
+      timer = setTimeout(() => { reject(new DaemonError('broker_unavailable', `cancelling timed out: the broker did not respond within ${CANCEL_TIMEOUT_MS} ms`)); }, CANCEL_TIMEOUT_MS);
     });
     try {
       await Promise.race([link.call((client) => client.cancelRequest(id)), timeout]);

@@ -28,13 +28,13 @@ const WRAPPED_BYTES = KEY_BYTES + 16;
 
 export type Scheme = 'whole' | 'shamir';
 
-/** Which share of a split key a grant or release carries; absent for a whole key. */
+/** The share of a split key that a grant or release carries; absent for a whole key. */
 export interface ShareInfo {
   threshold: number;
   share: number;
 }
 
-/** What a grant is for. */
+/** The target of a grant: org, path, version and device. */
 export interface GrantTarget {
   org: string;
   path: string;
@@ -42,7 +42,7 @@ export interface GrantTarget {
   device: string;
 }
 
-/** What a release is for: the grant's path and version, re-sealed for one request. */
+/** The binding of a release: the grant's path and version, re-sealed for one request. */
 export interface ReleaseBinding {
   org: string;
   request: string;

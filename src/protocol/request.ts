@@ -10,7 +10,7 @@ import { signObject, type Signed } from './signed.js';
 import { checkNotExpired, checkStarted, checkTrust, markVerified, verifyEnvelope, type OrgTrust, type Verified } from './trust.js';
 import type { ConsumerCertBody, RequestBody, Requester } from './types.js';
 
-/** Longest a request may stay open (expires - created): 15 minutes. */
+/** Maximum time a request may stay open (expires - created): 15 minutes. */
 export const MAX_REQUEST_LIFETIME_SECONDS = 15 * 60;
 export const MAX_REQUEST_PATHS = 16;
 export const MAX_REASON_LENGTH = 1024;
@@ -76,7 +76,7 @@ export function requestHash(request: Signed<RequestBody>): string {
 
 /**
  * Verifies a request, in order: header, shape, that the consumer certificate
- * (already verified) holds the signing host key and names this consumer, then time:
+ * (already verified) contains the signing host key and names this consumer, then time:
  * created no later than now + skew, and now no later than expires + skew.
  */
 export async function verifyRequest(

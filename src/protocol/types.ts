@@ -3,7 +3,7 @@ import type { BodyHeader } from './signed.js';
 /**
  * Bodies of every signed object. Times are integer Unix seconds, binary
  * values are unpadded base64url, ids are base64url of 16 random bytes unless
- * said otherwise. docs/protocol.md is the normative description.
+ * stated otherwise. docs/protocol.md is the normative description.
  */
 
 /** An org's registration, self-signed by its Org Identity key. `org` is that key's fingerprint. */
@@ -33,14 +33,14 @@ export interface ConsumerCertBody extends BodyHeader<'consumer-cert'> {
   expires: number;
 }
 
-/** Who may request under a policy; every listed field must match, absent fields match anything. */
+/** A rule for the processes that may request under a policy: every listed field must match, and absent fields match anything. */
 export interface RequesterRule {
   users?: string[];
   uids?: number[];
   exes?: string[];
 }
 
-/** Which approvers decide on which paths, and for whom; signed by the Org Identity key. */
+/** The approvers that decide on a set of paths, and for which consumers and processes; signed by the Org Identity key. */
 export interface PolicyBody extends BodyHeader<'policy'> {
   name: string;
   version: number;

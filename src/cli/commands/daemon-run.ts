@@ -3,7 +3,7 @@ import { parseCommandArgs } from '../command.js';
 import { CliError, usageError } from '../errors.js';
 import { MAX_LEASE_SECONDS, parseDuration } from '../format.js';
 
-/** Longest a request may wait for an approver: 15 minutes. */
+/** Maximum time a request may wait for an approver: 15 minutes. */
 const MAX_REQUEST_TIMEOUT_SECONDS = 900;
 
 const USAGE = 'stillvault daemon [--socket PATH] [--broker URL] [--rules FILE] [--group NAME] [--lease DURATION] [--request-timeout DURATION]';

@@ -27,7 +27,7 @@ export interface PendingRequest {
   id: string;
   bundle: RequestBundle;
   verified: VerifiedBundle | null;
-  /** Why verification failed; the request cannot be approved then. */
+  /** The reason verification failed; a request with one cannot be approved. */
   failure: unknown;
 }
 
