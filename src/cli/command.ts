@@ -34,11 +34,39 @@ const UNEXPECTED_POSITIONAL = 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
  * original error is kept as `cause`.
  */
 export function parseCommandArgs<O extends Options>(argv: string[], options: O, usage: string, allowPositionals = true) {
+  const { args, restore } = shieldDashIds(argv, options);
+  let parsed;
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals, strict: true });
   } catch (error) {
     throw parseArgsError(error, options, usage);
   }
+  parsed.positionals = parsed.positionals.map(restore);
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (typeof value === 'string') (parsed.values as Record<string, unknown>)[name] = restore(value);
+    else if (Array.isArray(value)) (parsed.values as Record<string, unknown>)[name] = (value as unknown[]).map((item) => (typeof item === 'string' ? restore(item) : item));
+  }
+  return parsed;
+}
+
+// Ids are base64url of 16 bytes (22 characters), so one in 64 starts with '-'.
+const DASH_ID = /^-[A-Za-z0-9_-]{21}$/;
+
+/**
+ * Replaces ids that start with '-' (before any `--`) by placeholders, so
+ * parseArgs does not take `enrollments approve -VeYNF_Vop5HEAjE471FTg` for an
+ * option. The placeholders contain a NUL byte, which no real argument can.
+ */
+function shieldDashIds(argv: string[], options: Options): { args: string[]; restore: (value: string) => string } {
+  const shielded = new Map<string, string>();
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const args = argv.map((arg, index) => {
+    if (index >= end || !DASH_ID.test(arg) || Object.hasOwn(options, arg.slice(2))) return arg;
+    const placeholder = `\u0000id${shielded.size}`;
+    shielded.set(placeholder, arg);
+    return placeholder;
+  });
+  return { args, restore: (value) => shielded.get(value) ?? value };
 }
 
 /** Returns true when `error` was thrown by node:util parseArgs (its codes start with ERR_PARSE_ARGS_). */

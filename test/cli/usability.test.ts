@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BROKER_HELP } from '../../src/broker/help.js';
-import type { CliIo } from '../../src/cli/command.js';
+import { parseCommandArgs, type CliIo } from '../../src/cli/command.js';
 import { CliError } from '../../src/cli/errors.js';
 import { MAX_LEASE_SECONDS, parseDuration, parseLeaseOption } from '../../src/cli/format.js';
 import { readHidden, readPassphrase } from '../../src/cli/prompt.js';
@@ -244,5 +244,27 @@ describe('option values', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('template nofile.txt not found');
     expect(result.stderr).toContain('hint: ');
+  });
+});
+
+describe('ids starting with a dash', () => {
+  it('are positionals, not options', () => {
+    const parsed = parseCommandArgs(['-VeYNF_Vop5HEAjE471FTg', '--yes'], { yes: { type: 'boolean' } }, 'usage');
+    expect(parsed.positionals).toEqual(['-VeYNF_Vop5HEAjE471FTg']);
+    expect(parsed.values.yes).toBe(true);
+  });
+
+  it('work as option values', () => {
+    const parsed = parseCommandArgs(['--name', '--eYNF_Vop5HEAjE471FTg'], { name: { type: 'string' } }, 'usage');
+    expect(parsed.values.name).toBe('--eYNF_Vop5HEAjE471FTg');
+  });
+
+  it('leave arguments after -- alone', () => {
+    const parsed = parseCommandArgs(['--', '-VeYNF_Vop5HEAjE471FTg'], {}, 'usage');
+    expect(parsed.positionals).toEqual(['-VeYNF_Vop5HEAjE471FTg']);
+  });
+
+  it('still reject real unknown options', () => {
+    expect(() => parseCommandArgs(['--formt'], {}, 'usage')).toThrow(/unknown option --formt/);
   });
 });
