@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
@@ -172,10 +172,25 @@ async function readProc<T>(peer: PinnedPeer, entry: string, read: () => Promise<
     const code = systemErrorCode(cause);
     const file = `/proc/${peer.pid}/${entry}`;
     // A process that exited loses its /proc entries (a zombie keeps stat but not exe).
-    if ((code === 'ENOENT' || code === 'ESRCH') && (peer.pidfd === null || hasExited(peer))) {
+    if ((code === 'ENOENT' || code === 'ESRCH') && (peer.pidfd === null || hasExited(peer) || isZombie(peer.pid))) {
       throw new DaemonError('caller_gone', `caller pid ${peer.pid} exited before it was identified`, { cause });
     }
     throw new DaemonError('caller_unidentified', `reading ${file} failed (${code ?? 'unknown error'}); the daemon must run as the caller's user or see its /proc entries`, { cause });
+  }
+}
+
+/**
+ * Reports whether the process has exited but was not reaped yet (state Z or
+ * X in /proc/PID/stat). A pidfd may not show the exit at once, and a zombie
+ * has lost its exe link but still has stat.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
   }
 }
 
